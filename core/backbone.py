@@ -1,0 +1,272 @@
+"""Loading a text-to-video backbone from local folders: the family is read from the files.
+
+Two families, both as real diffusers model classes:
+- ``modelscope``: a ``UNet3DConditionModel`` pipeline folder (ModelScope T2V 1.7B, Zeroscope v2);
+- ``animatediff``: a Stable Diffusion 1.5 folder plus a ``MotionAdapter`` → ``UNetMotionModel``
+  (or a saved AnimateDiff folder whose UNet already is one), optionally with an IP-Adapter and its
+  CLIP image encoder for image cross-attention.
+
+Only safetensors, only local files, never remote code: a folder that holds only pickled weights is
+refused with the reason, before anything is read.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+
+# DDIM tables per family (DIFFUSERS.md): the SD1.5 folder's own PNDM config is not AnimateDiff's.
+FAMILY_SCHEDULER = {
+    "modelscope": {"beta_schedule": "scaled_linear", "timestep_spacing": "leading"},
+    "animatediff": {"beta_schedule": "linear", "timestep_spacing": "linspace"},
+}
+SHARED_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "set_alpha_to_one": False,
+                    "clip_sample": False}
+UNET_FAMILY = {"UNet3DConditionModel": "modelscope", "UNetMotionModel": "animatediff",
+               "UNet2DConditionModel": "sd15"}
+
+
+class ModelFileError(ValueError):
+    """A model folder or file cannot be used; the message says what to put where."""
+
+
+class BackboneModules(nn.Module):
+    """Plain module holder, so a model manager can move the diffusers parts as one unit."""
+
+    def __init__(self, **modules):
+        super().__init__()
+        for name, module in modules.items():
+            if module is not None:
+                self.add_module(name, module)
+
+
+@dataclass
+class Backbone:
+    name: str
+    family: str  # "modelscope" | "animatediff"
+    unet: nn.Module
+    vae: nn.Module
+    text_encoder: nn.Module
+    tokenizer: object
+    scheduler: object  # the diffusers DDIMScheduler the tables come from
+    dtype: torch.dtype
+    image_encoder: nn.Module | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def __post_init__(self):
+        from . import per_frame_timesteps
+        from .schedule import Schedule
+        self.schedule = Schedule.from_scheduler(self.scheduler)
+        self.modules = BackboneModules(unet=self.unet, vae=self.vae, text_encoder=self.text_encoder,
+                                       image_encoder=self.image_encoder)
+        self.modules.eval().requires_grad_(False)
+        per_frame_timesteps.install(self.unet)
+
+    @property
+    def max_frames(self) -> int | None:
+        """Frames one UNet call can take (AnimateDiff's motion modules have a positional table)."""
+        if self.family == "animatediff":
+            return int(self.unet.config.get("motion_max_seq_length", 32))
+        return None
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def latent_scale(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def native_size(self) -> int:
+        """The square side the UNet was configured for, in pixels (its sample_size × the VAE factor)."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def has_image_attention(self) -> bool:
+        return getattr(self.unet, "encoder_hid_proj", None) is not None
+
+    def to(self, device: torch.device) -> "Backbone":
+        self.modules.to(device)
+        self.device = torch.device(device)
+        return self
+
+
+# --- file checks -------------------------------------------------------------------------------
+def _weights_in(folder: Path) -> tuple[list[Path], list[Path]]:
+    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return ([p for p in files if p.suffix == ".safetensors"],
+            [p for p in files if p.suffix in PICKLE_SUFFIXES])
+
+
+def require_safetensors(folder: Path, what: str) -> None:
+    safe, pickled = _weights_in(folder)
+    if safe:
+        return
+    if pickled:
+        raise ModelFileError(
+            f"{what} in '{folder}' has only pickled weights ({', '.join(p.name for p in pickled)}). "
+            "Pickle files can run code when loaded, so this pack loads safetensors only: download the "
+            ".safetensors variant of the model (most repositories ship one) into the same folder.")
+    raise ModelFileError(f"{what}: no weights found in '{folder}' (expected a .safetensors file).")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"'{path}' is missing: is '{path.parent}' a complete diffusers model folder?") from None
+
+
+def detect_family(model_dir: Path) -> str:
+    """"modelscope", "animatediff" or "sd15" (an SD1.5 folder that still needs a motion adapter)."""
+    _read_json(model_dir / "model_index.json")
+    unet_class = _read_json(model_dir / "unet" / "config.json").get("_class_name")
+    family = UNET_FAMILY.get(unet_class)
+    if family is None:
+        raise ModelFileError(
+            f"'{model_dir.name}' has a {unet_class}; supported are ModelScope/Zeroscope (UNet3DConditionModel) "
+            "and Stable Diffusion 1.5 (UNet2DConditionModel) with an AnimateDiff motion adapter.")
+    return family
+
+
+# --- component loaders -------------------------------------------------------------------------
+_LOCAL = {"local_files_only": True}
+
+
+def _diffusers_part(cls, folder: Path, dtype: torch.dtype, what: str):
+    require_safetensors(folder, what)
+    return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype, **_LOCAL)
+
+
+def _transformers_part(cls, folder: Path, dtype: torch.dtype, what: str):
+    require_safetensors(folder, what)
+    return cls.from_pretrained(folder, use_safetensors=True, dtype=dtype, trust_remote_code=False, **_LOCAL)
+
+
+def load_scheduler(model_dir: Path, family: str):
+    from diffusers import DDIMScheduler
+    config = _read_json(model_dir / "scheduler" / "scheduler_config.json")
+    if config.get("prediction_type", "epsilon") != "epsilon":
+        raise ModelFileError(f"'{model_dir.name}' predicts '{config['prediction_type']}'; only epsilon-prediction "
+                             "backbones are supported.")
+    overrides = {**SHARED_SCHEDULER, **FAMILY_SCHEDULER[family]}
+    return DDIMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")}, **overrides)
+
+
+def load_motion_adapter(path: Path, dtype: torch.dtype):
+    """A diffusers MotionAdapter folder, or a single .safetensors file with a local config: a same-name
+    ``.json`` beside it, else the bundled config of the SD1.5 v2/v3 adapters."""
+    from diffusers import MotionAdapter
+    if path.is_dir():
+        return _diffusers_part(MotionAdapter, path, dtype, "The motion adapter")
+    if path.suffix != ".safetensors":
+        raise ModelFileError(f"Motion adapter '{path.name}' is not a .safetensors file. Pickle checkpoints "
+                             "(.ckpt/.pth) can run code when loaded: use the .safetensors release.")
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.json").write_text(sidecar.read_text())
+            return MotionAdapter.from_single_file(str(path), config=tmp, torch_dtype=dtype, **_LOCAL)
+    return MotionAdapter.from_single_file(str(path), config=str(CONFIG_DIR / "motion_adapter_sd15_v2"),
+                                          torch_dtype=dtype, **_LOCAL)
+
+
+def load_image_encoder(path: Path, dtype: torch.dtype):
+    """A CLIP vision tower: a transformers folder, or a single .safetensors file (ComfyUI's clip_vision
+    layout) whose configuration is read off its tensor shapes (heads = width / 64, as in every CLIP ViT)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    if path.is_dir():
+        return _transformers_part(CLIPVisionModelWithProjection, path, dtype, "The image encoder")
+    if path.suffix != ".safetensors":
+        raise ModelFileError(f"Image encoder '{path.name}' is not a .safetensors file.")
+    from safetensors.torch import load_file
+    state = load_file(str(path))
+    try:
+        patch = state["vision_model.embeddings.patch_embedding.weight"]
+        positions = state["vision_model.embeddings.position_embedding.weight"].shape[0]
+        layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("vision_model.encoder.layers."))
+        hidden = patch.shape[0]
+        config = CLIPVisionConfig(
+            hidden_size=hidden, intermediate_size=state["vision_model.encoder.layers.0.mlp.fc1.weight"].shape[0],
+            num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64), patch_size=patch.shape[-1],
+            image_size=int(round((positions - 1) ** 0.5)) * patch.shape[-1],
+            projection_dim=state["visual_projection.weight"].shape[0])
+    except KeyError as missing:
+        raise ModelFileError(f"'{path.name}' is not a CLIP vision model in the transformers layout "
+                             f"(no tensor {missing}).") from None
+    model = CLIPVisionModelWithProjection(config)
+    model.load_state_dict(state, strict=False)
+    return model.to(dtype)
+
+
+def _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, ip_path: Path):
+    """Loads IP-Adapter weights into ``unet`` through diffusers' public pipeline loader."""
+    from diffusers import AnimateDiffPipeline
+    if ip_path.suffix != ".safetensors":
+        raise ModelFileError(f"IP-Adapter '{ip_path.name}' is not a .safetensors file; use the safetensors release.")
+    pipe = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                               motion_adapter=None, scheduler=scheduler)
+    pipe.load_ip_adapter(str(ip_path.parent), subfolder="", weight_name=ip_path.name, image_encoder_folder=None,
+                         local_files_only=True)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    table = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+    if name not in table:
+        raise ValueError(f"dtype must be auto, fp16, bf16 or fp32; got '{name}'")
+    return table[name]
+
+
+def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = None,
+                  ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None,
+                  dtype: torch.dtype = torch.float32) -> Backbone:
+    from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+    model_dir = Path(model_dir)
+    family = detect_family(model_dir)
+    if family == "sd15" and motion_adapter is None:
+        raise ModelFileError(f"'{model_dir.name}' is a Stable Diffusion 1.5 folder: choose an AnimateDiff motion "
+                             "adapter to turn it into a video model.")
+    if family == "modelscope" and (motion_adapter or ip_adapter or image_encoder):
+        raise ModelFileError(f"'{model_dir.name}' is a ModelScope/Zeroscope model: motion adapters and IP-Adapters "
+                             "only apply to Stable Diffusion 1.5 folders. Set them to 'none'.")
+    if (ip_adapter is None) != (image_encoder is None):
+        raise ModelFileError("An IP-Adapter needs its CLIP image encoder (models/clip_vision) and vice versa: "
+                             "choose both or neither.")
+    tokenizer = CLIPTokenizer.from_pretrained(model_dir / "tokenizer", **_LOCAL)
+    text_encoder = _transformers_part(CLIPTextModel, model_dir / "text_encoder", dtype, "The text encoder")
+    vae = _diffusers_part(AutoencoderKL, model_dir / "vae", dtype, "The VAE")
+    unet_dir = model_dir / "unet"
+    if family == "modelscope":
+        unet = _diffusers_part(UNet3DConditionModel, unet_dir, dtype, "The UNet")
+    elif family == "animatediff" and motion_adapter is None:
+        unet = _diffusers_part(UNetMotionModel, unet_dir, dtype, "The UNet")
+    else:
+        adapter = load_motion_adapter(Path(motion_adapter), dtype)
+        unet2d = _diffusers_part(UNet2DConditionModel, unet_dir, dtype, "The UNet")
+        unet = UNetMotionModel.from_unet2d(unet2d, adapter)
+        del unet2d
+        if unet.dtype != dtype:
+            unet.to(dtype)
+        family = "animatediff"
+    scheduler = load_scheduler(model_dir, family)
+    encoder = None
+    if ip_adapter is not None:
+        _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, Path(ip_adapter))
+        encoder = load_image_encoder(Path(image_encoder), dtype)
+        unet.encoder_hid_proj.to(dtype)
+    return Backbone(name=model_dir.name, family=family, unet=unet, vae=vae, text_encoder=text_encoder,
+                    tokenizer=tokenizer, scheduler=scheduler, dtype=dtype, image_encoder=encoder)

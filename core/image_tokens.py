@@ -1,0 +1,50 @@
+"""Image tokens for backbones with image cross-attention (AnimateDiff + IP-Adapter).
+
+The tokens are what the IP-Adapter's projection takes: the CLIP vision tower's penultimate hidden
+states for IP-Adapter Plus, the projected image embedding for the plain IP-Adapter. The unconditional
+branch uses the tokens of a neutral gray image (all-zero normalised pixels), not zeros.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _wants_hidden_states(unet) -> bool:
+    return hasattr(unet.encoder_hid_proj.image_projection_layers[0], "proj_in")
+
+
+def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
+    """IMAGE ``[N, H, W, 3]`` in 0..1 → CLIP input ``[N, 3, size, size]``: shorter side resized, centre crop."""
+    x = images.permute(0, 3, 1, 2).float()
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bicubic",
+                      align_corners=False, antialias=True).clamp(0, 1)
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    x = x[..., top:top + size, left:left + size]
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def _encode(backbone, pixels: torch.Tensor) -> torch.Tensor:
+    encoder = backbone.image_encoder
+    p = next(encoder.parameters())
+    out = encoder(pixels.to(p.device, p.dtype), output_hidden_states=True)
+    tokens = out.hidden_states[-2] if _wants_hidden_states(backbone.unet) else out.image_embeds
+    return tokens.float().cpu()
+
+
+def encode_image_tokens(backbone, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens of ``images``, tokens of a neutral gray image) for the two CFG branches; one encoder call each."""
+    if not backbone.has_image_attention or backbone.image_encoder is None:
+        raise ValueError(f"'{backbone.name}' has no image cross-attention: load an SD1.5 model with a motion adapter, "
+                         "an IP-Adapter and its CLIP image encoder in LoadT2VBackbone.")
+    size = backbone.image_encoder.config.image_size
+    pixels = clip_pixels(images, size)
+    return _encode(backbone, pixels), _encode(backbone, torch.zeros_like(pixels[:1]))

@@ -1,0 +1,186 @@
+"""Tiny randomly initialised stand-ins for every model the pack loads, saved in the real formats.
+
+They are written under exactly the folder and file names the shipped workflows reference, so a
+workflow runs unchanged on a CPU against them (tier-2 tests, the demo). Random weights give noise:
+they exercise the code paths, not the quality. Nothing here downloads anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+# Names the shipped workflows use (the public models users download get the same names).
+MODELSCOPE = "text-to-video-ms-1.7b"
+ZEROSCOPE = "zeroscope_v2_576w"
+SD15 = "stable-diffusion-v1-5"
+MOTION_ADAPTER = "animatediff-motion-adapter-v1-5-2"
+MOTION_ADAPTER_FILE = "mm_sd_v15_v2.safetensors"
+IP_ADAPTER = "ip-adapter-plus_sd15.safetensors"
+IMAGE_ENCODER = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+
+BLOCKS = (16, 32)
+CROSS_DIM = 32
+IMAGE_HIDDEN = 64  # one 64-wide head, so the head count follows the usual CLIP rule hidden // 64
+
+
+def tiny_tokenizer():
+    from transformers import CLIPTokenizer
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = ["<|startoftext|>", "<|endoftext|>", "!"] + list(letters) + [c + "</w>" for c in letters]
+    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("i", "n"), ("o", "n</w>")]
+    tokens += ["th", "the</w>", "an", "in", "on</w>"]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
+        (Path(tmp) / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+        return CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"),
+                             model_max_length=77, pad_token="!")
+
+
+def tiny_text_encoder(tokenizer):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    torch.manual_seed(0)
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=CROSS_DIM,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id))
+
+
+def tiny_vae():
+    from diffusers import AutoencoderKL
+    torch.manual_seed(0)
+    return AutoencoderKL(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=2,
+                         latent_channels=4, sample_size=64,
+                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+
+
+def tiny_unet3d():
+    from diffusers import UNet3DConditionModel
+    torch.manual_seed(0)
+    return UNet3DConditionModel(
+        block_out_channels=BLOCKS, layers_per_block=1, norm_num_groups=4, attention_head_dim=2,
+        cross_attention_dim=CROSS_DIM, sample_size=8,
+        down_block_types=("DownBlock3D", "CrossAttnDownBlock3D"),
+        up_block_types=("CrossAttnUpBlock3D", "UpBlock3D"))
+
+
+def tiny_unet2d():
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    return UNet2DConditionModel(
+        block_out_channels=BLOCKS, layers_per_block=1, norm_num_groups=4, attention_head_dim=2,
+        cross_attention_dim=CROSS_DIM, sample_size=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+
+
+def tiny_motion_adapter():
+    from diffusers import MotionAdapter
+    torch.manual_seed(0)
+    return MotionAdapter(block_out_channels=BLOCKS, motion_layers_per_block=1, motion_norm_num_groups=8,
+                         motion_num_attention_heads=2, motion_max_seq_length=32)
+
+
+def ddim_scheduler(beta_schedule: str, timestep_spacing: str):
+    from diffusers import DDIMScheduler
+    return DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule=beta_schedule, clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1, timestep_spacing=timestep_spacing)
+
+
+def tiny_image_encoder():
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    torch.manual_seed(0)
+    return CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=IMAGE_HIDDEN, intermediate_size=37, num_hidden_layers=2, num_attention_heads=1,
+        image_size=32, patch_size=8, projection_dim=CROSS_DIM))
+
+
+def tiny_ip_adapter_plus(unet2d, image_hidden: int = IMAGE_HIDDEN, tokens: int = 4) -> dict[str, torch.Tensor]:
+    """IP-Adapter Plus weights in the original file layout (a resampler + per-layer image K/V)."""
+    g = torch.Generator().manual_seed(0)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=g) * 0.02
+
+    dim = 64  # resampler width: one 64-wide head
+    sd = {"image_proj.latents": rnd(1, tokens, dim),
+          "image_proj.proj_in.weight": rnd(dim, image_hidden), "image_proj.proj_in.bias": torch.zeros(dim),
+          "image_proj.proj_out.weight": rnd(CROSS_DIM, dim), "image_proj.proj_out.bias": torch.zeros(CROSS_DIM),
+          "image_proj.norm_out.weight": torch.ones(CROSS_DIM), "image_proj.norm_out.bias": torch.zeros(CROSS_DIM)}
+    for layer in range(4):  # diffusers' converter expects the released depth
+        p = f"image_proj.layers.{layer}."
+        for norm in ("0.norm1", "0.norm2", "1.0"):
+            sd[p + norm + ".weight"], sd[p + norm + ".bias"] = torch.ones(dim), torch.zeros(dim)
+        sd[p + "0.to_q.weight"], sd[p + "0.to_kv.weight"], sd[p + "0.to_out.weight"] = (
+            rnd(dim, dim), rnd(2 * dim, dim), rnd(dim, dim))
+        sd[p + "1.1.weight"], sd[p + "1.3.weight"] = rnd(4 * dim, dim), rnd(dim, 4 * dim)
+    # Original numbering: every attention processor of the SD UNet counts, the cross-attentions are the odd ones.
+    for index, name in enumerate(unet2d.attn_processors):
+        if name.endswith("attn2.processor"):
+            block = name.split(".")[0]
+            if block == "mid_block":
+                hidden = unet2d.config.block_out_channels[-1]
+            elif block == "up_blocks":
+                hidden = list(reversed(unet2d.config.block_out_channels))[int(name.split(".")[1])]
+            else:
+                hidden = unet2d.config.block_out_channels[int(name.split(".")[1])]
+            sd[f"ip_adapter.{index}.to_k_ip.weight"] = rnd(hidden, CROSS_DIM)
+            sd[f"ip_adapter.{index}.to_v_ip.weight"] = rnd(hidden, CROSS_DIM)
+    return sd
+
+
+def _save_pipeline_folder(folder: Path, class_name: str, components: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    index = {"_class_name": class_name, "_diffusers_version": "0.42.1"}
+    for name, component in components.items():
+        component.save_pretrained(folder / name, **({"safe_serialization": True}
+                                                      if hasattr(component, "state_dict") else {}))
+        module = "transformers" if type(component).__module__.startswith("transformers") else "diffusers"
+        index[name] = [module, type(component).__name__]
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+
+
+def write_modelscope(folder: Path) -> None:
+    tokenizer = tiny_tokenizer()
+    _save_pipeline_folder(folder, "TextToVideoSDPipeline", {
+        "unet": tiny_unet3d(), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(tokenizer),
+        "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
+
+
+def write_sd15(folder: Path) -> None:
+    tokenizer = tiny_tokenizer()
+    _save_pipeline_folder(folder, "StableDiffusionPipeline", {
+        "unet": tiny_unet2d(), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(tokenizer),
+        "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
+
+
+def write_all(models_dir: str | os.PathLike) -> list[Path]:
+    """Write every stand-in under ``models_dir`` (a ComfyUI ``models/`` folder); returns what was written."""
+    root = Path(models_dir)
+    written = [root / "diffusers" / MODELSCOPE, root / "diffusers" / ZEROSCOPE, root / "diffusers" / SD15]
+    write_modelscope(written[0])
+    write_modelscope(written[1])
+    write_sd15(written[2])
+
+    adapter = tiny_motion_adapter()
+    adapter_dir = root / "animatediff_models" / MOTION_ADAPTER
+    adapter.save_pretrained(adapter_dir, safe_serialization=True)
+    single = root / "animatediff_models" / MOTION_ADAPTER_FILE
+    save_file({k: v.contiguous() for k, v in adapter.state_dict().items()}, single)
+    single.with_suffix(".json").write_text((adapter_dir / "config.json").read_text())
+    written += [adapter_dir, single]
+
+    ip = root / "ipadapter" / IP_ADAPTER
+    ip.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tiny_ip_adapter_plus(tiny_unet2d()), ip)
+    encoder = root / "clip_vision" / IMAGE_ENCODER
+    encoder.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tiny_image_encoder().state_dict().items()}, encoder)
+    written += [ip, encoder]
+    return written

@@ -1,0 +1,85 @@
+"""Loading a video backbone and encoding prompts."""
+from __future__ import annotations
+
+from ..core import model_files
+from ..core.backbone import load_backbone, resolve_dtype
+from ..core.conditioning import encode_text
+from . import comfy_glue as glue
+from .inputs import COMBO, LINK, STRING
+
+NONE = "none"
+CATEGORY = "zero-shot video"
+
+
+def _motion_adapter_dirs():
+    return glue.model_dirs("animatediff_models") + glue.model_dirs("diffusers")
+
+
+class LoadT2VBackbone:
+    DESCRIPTION = ("Loads a text-to-video diffusion model from ComfyUI's model folders: a ModelScope / Zeroscope "
+                   "diffusers folder (models/diffusers), or a Stable Diffusion 1.5 diffusers folder plus an "
+                   "AnimateDiff motion adapter (models/animatediff_models), optionally with an IP-Adapter "
+                   "(models/ipadapter) and its CLIP image encoder (models/clip_vision). Safetensors only.")
+    RETURN_TYPES = ("T2V_BACKBONE",)
+    RETURN_NAMES = ("backbone",)
+    OUTPUT_TOOLTIPS = ("The loaded video model, for the samplers, the text encoder node and the decoder.",)
+    FUNCTION = "load"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        models = list(model_files.diffusers_models(glue.model_dirs("diffusers")))
+        adapters = list(model_files.motion_adapters(_motion_adapter_dirs()))
+        ip_adapters = list(model_files.weight_files(glue.model_dirs("ipadapter")))
+        encoders = list(model_files.weight_files(glue.model_dirs("clip_vision")))
+        return {"required": {
+            "model": COMBO(models, "A diffusers model folder in models/diffusers: ModelScope text-to-video-ms-1.7b, "
+                                   "Zeroscope v2, or a Stable Diffusion 1.5 folder (then choose a motion adapter)."),
+            "motion_adapter": COMBO([NONE] + adapters, "AnimateDiff motion adapter (models/animatediff_models: a "
+                                    "diffusers folder or a .safetensors file) for a Stable Diffusion 1.5 model; "
+                                    "'none' for ModelScope/Zeroscope.", NONE),
+            "dtype": COMBO(["auto", "fp16", "bf16", "fp32"], "Weight precision. auto = fp16 on a GPU, fp32 on the CPU.",
+                           "auto"),
+        }, "optional": {
+            "ip_adapter": COMBO([NONE] + ip_adapters, "IP-Adapter weights (models/ipadapter, .safetensors; e.g. "
+                                "ip-adapter-plus_sd15) adding image cross-attention to an AnimateDiff model.", NONE),
+            "image_encoder": COMBO([NONE] + encoders, "The CLIP vision model the IP-Adapter was trained with "
+                                   "(models/clip_vision; ViT-H for IP-Adapter Plus SD1.5).", NONE),
+        }}
+
+    def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE):
+        diffusers_dirs = glue.model_dirs("diffusers")
+        path = model_files.resolve(model, model_files.diffusers_models(diffusers_dirs), "diffusers model folder",
+                                   diffusers_dirs)
+
+        def optional(name, kind, listing_of, dirs):
+            return None if name == NONE else model_files.resolve(name, listing_of(dirs), kind, dirs)
+
+        adapter = optional(motion_adapter, "motion adapter", model_files.motion_adapters, _motion_adapter_dirs())
+        ip = optional(ip_adapter, "IP-Adapter", model_files.weight_files, glue.model_dirs("ipadapter"))
+        encoder = optional(image_encoder, "CLIP vision model", model_files.weight_files, glue.model_dirs("clip_vision"))
+        backbone = load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
+                                 dtype=resolve_dtype(dtype, glue.compute_device()))
+        return (glue.LoadedBackbone(backbone),)
+
+
+class T2VTextEncode:
+    DESCRIPTION = ("Encodes a prompt and a negative prompt with the backbone's text encoder. The negative prompt "
+                   "(empty by default) is the unconditional branch of classifier-free guidance. Prompts longer "
+                   "than 77 tokens are cut, and the log says what was dropped.")
+    RETURN_TYPES = ("T2V_CONDITIONING",)
+    RETURN_NAMES = ("conditioning",)
+    OUTPUT_TOOLTIPS = ("Prompt and negative-prompt embeddings for this backbone's samplers.",)
+    FUNCTION = "encode"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "backbone": LINK("T2V_BACKBONE", "The video model whose text encoder to use."),
+            "prompt": STRING("What the video shows (at most 77 tokens are used)."),
+            "negative_prompt": STRING("What to steer away from; empty = the plain unconditional branch."),
+        }}
+
+    def encode(self, backbone, prompt, negative_prompt):
+        return (encode_text(backbone.ready(), prompt, negative_prompt),)

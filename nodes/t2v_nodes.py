@@ -1,0 +1,110 @@
+"""Plain text-to-video sampling and chunked decoding."""
+from __future__ import annotations
+
+import torch
+
+from ..core import vae
+from ..core.denoiser import Denoiser
+from ..core.t2v import noise_like, sample_t2v
+from ..core.validation import check_frames, check_size, check_steps
+from . import comfy_glue as glue
+from .inputs import FLOAT, INT, LINK, SEED, generator
+
+CATEGORY = "zero-shot video"
+MAX_SIDE = 4096
+
+
+def guided_denoiser(backbone, guidance):
+    """A Denoiser whose every UNet call first checks ComfyUI's interrupt flag."""
+    return Denoiser(backbone, guidance, before_call=glue.check_interrupt)
+
+
+class T2VSampler:
+    DESCRIPTION = ("Plain fixed-length text-to-video DDIM sampling. From noise (seed), or, with a latent connected, "
+                   "SDEdit-style from that latent with a denoise strength: min(int(steps·denoise), steps) steps from "
+                   "the matching noise level (denoise 1 starts at the first grid step, not from pure noise; "
+                   "denoise 0 returns the latent unchanged). The baseline, FIFO's base clip and I4VGen's "
+                   "regeneration.")
+    RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("Video latent, samples shaped [batch, channels, frames, height/8, width/8].",)
+    FUNCTION = "sample"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "backbone": LINK("T2V_BACKBONE", "The video model."),
+            "conditioning": LINK("T2V_CONDITIONING", "Prompt embeddings from T2VTextEncode (same backbone)."),
+            "frames": INT(16, 1, 1024, "Frames to generate (AnimateDiff: at most 32). Ignored when a latent is "
+                                       "connected."),
+            "width": INT(256, 64, MAX_SIDE, "Width in pixels, a multiple of 8 (ModelScope 256, Zeroscope 576, "
+                                            "AnimateDiff 512). Ignored when a latent is connected.", step=8),
+            "height": INT(256, 64, MAX_SIDE, "Height in pixels, a multiple of 8. Ignored when a latent is connected.",
+                          step=8),
+            "steps": INT(25, 1, 1000, "DDIM steps over the backbone's own timestep grid."),
+            "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (1 = prompt only, no negative branch)."
+                              , step=0.1),
+            "eta": FLOAT(0.0, 0.0, 1.0, "DDIM stochasticity: 0 deterministic DDIM, 1 DDPM-like."),
+            "seed": SEED(),
+        }, "optional": {
+            "latent": LINK("LATENT", "Start from this video latent instead of noise (SDEdit / I4VGen regeneration)."),
+            "denoise": FLOAT(1.0, 0.0, 1.0, "With a latent: how much of the schedule to re-run (0 = unchanged)."),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None):
+        try:
+            check_size(width, height)
+        except ValueError as error:
+            return str(error)
+        return True
+
+    def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
+               denoise=1.0):
+        model = backbone.ready()
+        check_steps(steps)
+        if not 0.0 <= denoise <= 1.0:
+            raise ValueError(f"denoise must be within [0, 1], got {denoise}")
+        gen = generator(seed)
+        if latent is not None:
+            init = latent["samples"]
+            if init.dim() != 5:
+                raise ValueError(f"The latent is not a video latent (samples shaped {tuple(init.shape)}); connect a "
+                                 "LATENT made by this pack's nodes.")
+            check_frames(model, init.shape[2])
+            shape, init = tuple(init.shape), init.to(model.device, torch.float32)
+        else:
+            check_size(width, height)
+            check_frames(model, frames)
+            factor = model.vae_scale_factor
+            shape = (1, model.unet.config.in_channels, frames, height // factor, width // factor)
+            init = None
+        noise = noise_like(shape, gen).to(model.device)
+        progress = glue.Progress(steps)
+        out = sample_t2v(guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, generator=gen,
+                         eta=eta, init_latent=init, strength=denoise, on_step=lambda i, n, x: progress.update(i))
+        return ({"samples": out.to(glue.output_device())},)
+
+
+class DecodeVideoLatent:
+    DESCRIPTION = ("Decodes a video latent to IMAGE frames on the CPU, a few frames at a time so memory does not "
+                   "grow with the clip's length. Feed the frames to CreateVideo → SaveVideo.")
+    RETURN_TYPES = ("IMAGE",)
+    OUTPUT_TOOLTIPS = ("Frames [frames, height, width, 3] in 0..1 (several clips are concatenated).",)
+    FUNCTION = "decode"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "backbone": LINK("T2V_BACKBONE", "The video model whose VAE made the latent."),
+            "latent": LINK("LATENT", "A video latent ([batch, channels, frames, h, w])."),
+            "chunk": INT(4, 1, 64, "Frames decoded per VAE call: smaller uses less memory, same result."),
+        }}
+
+    def decode(self, backbone, latent, chunk):
+        samples = latent["samples"]
+        if samples.dim() != 5:
+            raise ValueError(f"DecodeVideoLatent needs a video latent [batch, channels, frames, h, w]; got "
+                             f"{tuple(samples.shape)}. Use ComfyUI's VAEDecode for image latents.")
+        return (vae.decode_frames(backbone.ready(), samples, chunk, glue.output_device()),)
