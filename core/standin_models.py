@@ -42,48 +42,49 @@ def tiny_tokenizer():
                              model_max_length=77, pad_token="!")
 
 
-def tiny_text_encoder(tokenizer):
+def tiny_text_encoder(tokenizer, hidden=CROSS_DIM):
     from transformers import CLIPTextConfig, CLIPTextModel
     torch.manual_seed(0)
     return CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=CROSS_DIM, intermediate_size=37, num_hidden_layers=2,
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=37, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=77, projection_dim=CROSS_DIM,
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id))
 
 
-def tiny_vae():
+def tiny_vae(blocks=(8, 8, 8, 8)):
     from diffusers import AutoencoderKL
     torch.manual_seed(0)
-    return AutoencoderKL(block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=2,
+    return AutoencoderKL(block_out_channels=tuple(blocks), layers_per_block=1, norm_num_groups=2,
                          latent_channels=4, sample_size=64,
                          down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
 
 
-def tiny_unet3d():
+def _unet_layout(blocks, kind: str) -> dict:
+    """Cross-attention on all but the first level (the tiny layout has it only at the low resolution)."""
+    down = (f"DownBlock{kind}",) + (f"CrossAttnDownBlock{kind}",) * (len(blocks) - 1)
+    up = (f"CrossAttnUpBlock{kind}",) * (len(blocks) - 1) + (f"UpBlock{kind}",)
+    return {"block_out_channels": tuple(blocks), "down_block_types": down, "up_block_types": up}
+
+
+def tiny_unet3d(blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1):
     from diffusers import UNet3DConditionModel
     torch.manual_seed(0)
-    return UNet3DConditionModel(
-        block_out_channels=BLOCKS, layers_per_block=1, norm_num_groups=4, attention_head_dim=2,
-        cross_attention_dim=CROSS_DIM, sample_size=8,
-        down_block_types=("DownBlock3D", "CrossAttnDownBlock3D"),
-        up_block_types=("CrossAttnUpBlock3D", "UpBlock3D"))
+    return UNet3DConditionModel(layers_per_block=layers, norm_num_groups=4, attention_head_dim=2,
+                                cross_attention_dim=cross_dim, sample_size=8, **_unet_layout(blocks, "3D"))
 
 
-def tiny_unet2d():
+def tiny_unet2d(blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1):
     from diffusers import UNet2DConditionModel
     torch.manual_seed(0)
-    return UNet2DConditionModel(
-        block_out_channels=BLOCKS, layers_per_block=1, norm_num_groups=4, attention_head_dim=2,
-        cross_attention_dim=CROSS_DIM, sample_size=8,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"))
+    return UNet2DConditionModel(layers_per_block=layers, norm_num_groups=4, attention_head_dim=2,
+                                cross_attention_dim=cross_dim, sample_size=8, **_unet_layout(blocks, "2D"))
 
 
-def tiny_motion_adapter():
+def tiny_motion_adapter(blocks=BLOCKS, layers=1):
     from diffusers import MotionAdapter
     torch.manual_seed(0)
-    return MotionAdapter(block_out_channels=BLOCKS, motion_layers_per_block=1, motion_norm_num_groups=8,
+    return MotionAdapter(block_out_channels=tuple(blocks), motion_layers_per_block=layers, motion_norm_num_groups=8,
                          motion_num_attention_heads=2, motion_max_seq_length=32)
 
 
@@ -146,17 +147,19 @@ def _save_pipeline_folder(folder: Path, class_name: str, components: dict) -> No
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
-def write_modelscope(folder: Path) -> None:
+def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=(8, 8, 8, 8)) -> None:
     tokenizer = tiny_tokenizer()
     _save_pipeline_folder(folder, "TextToVideoSDPipeline", {
-        "unet": tiny_unet3d(), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(tokenizer),
+        "unet": tiny_unet3d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
+        "text_encoder": tiny_text_encoder(tokenizer, cross_dim),
         "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
 
 
-def write_sd15(folder: Path) -> None:
+def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=(8, 8, 8, 8)) -> None:
     tokenizer = tiny_tokenizer()
     _save_pipeline_folder(folder, "StableDiffusionPipeline", {
-        "unet": tiny_unet2d(), "vae": tiny_vae(), "text_encoder": tiny_text_encoder(tokenizer),
+        "unet": tiny_unet2d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
+        "text_encoder": tiny_text_encoder(tokenizer, cross_dim),
         "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
 
 

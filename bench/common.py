@@ -1,0 +1,99 @@
+"""Shared measuring tools of the benchmark scripts: call counters and timers on the UNet and the VAE,
+peak memory of a child process, the bench-size models, and the results file."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from zeroshot_video.core import standin_models
+from zeroshot_video.core.backbone import load_backbone
+
+RESULTS = Path(__file__).parent / "results"
+# "Small but not tiny": big enough that the UNet dominates, small enough for a 2-core CPU.
+BENCH_SIZE = {"blocks": (32, 64, 64), "cross_dim": 64, "layers": 1, "vae_blocks": (16, 32, 32, 32)}
+
+
+class Meter:
+    """Counts and times UNet calls, VAE encoder/decoder frames, from forward hooks."""
+
+    def __init__(self, backbone):
+        self.unet_calls = self.encoded_frames = self.decoded_frames = 0
+        self.unet_seconds = self.vae_seconds = 0.0
+        self._handles = []
+        self._watch(backbone.unet, "unet")
+        self._watch(backbone.vae.encoder, "encode")
+        self._watch(backbone.vae.decoder, "decode")
+
+    def _watch(self, module, kind):
+        started = {}
+
+        def pre(mod, args):
+            started["t"] = time.perf_counter()
+
+        def post(mod, args, output):
+            elapsed = time.perf_counter() - started["t"]
+            if kind == "unet":
+                self.unet_calls += 1
+                self.unet_seconds += elapsed
+            else:
+                self.vae_seconds += elapsed
+                frames = args[0].shape[0]
+                if kind == "encode":
+                    self.encoded_frames += frames
+                else:
+                    self.decoded_frames += frames
+
+        self._handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+
+    def detach(self):
+        for handle in self._handles:
+            handle.remove()
+
+
+def write_bench_models(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {"modelscope": root / "bench-ms", "sd15": root / "bench-sd15", "adapter": root / "bench-adapter"}
+    if not (paths["modelscope"] / "model_index.json").exists():
+        standin_models.write_modelscope(paths["modelscope"], **BENCH_SIZE)
+        standin_models.write_sd15(paths["sd15"], **BENCH_SIZE)
+        standin_models.tiny_motion_adapter(BENCH_SIZE["blocks"]).save_pretrained(paths["adapter"])
+    return paths
+
+
+def load_bench_backbone(family: str, root: Path):
+    paths = write_bench_models(root)
+    if family == "modelscope":
+        return load_backbone(paths["modelscope"])
+    return load_backbone(paths["sd15"], motion_adapter=paths["adapter"])
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_peak_rss(module: str, *args: str) -> dict:
+    """Run ``python -m module --child ARGS`` (a fresh process, so its peak RSS is its own) and read the
+    JSON line it prints last."""
+    out = subprocess.run([sys.executable, "-m", module, "--child", *args], check=True, capture_output=True,
+                         text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+           f"{torch.get_num_threads()} threads"
+
+
+def write_results(name: str, figures: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **figures}, indent=2) + "\n")
+    return path
