@@ -106,6 +106,15 @@ class Schedule:
             return a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).sqrt() * eps + sigma * noise
         return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
 
+    def score_distillation_step(self, x: torch.Tensor, eps_pred: torch.Tensor, noise: torch.Tensor, t,
+                                step_size: float) -> torch.Tensor:
+        """I4VGen's closed-form NI-VSDS update of a clean latent: x − α·(1−ᾱ_t)·(ε̂ − ε).
+
+        ε is the noise that made the UNet's input √ᾱ_t·x + √(1−ᾱ_t)·ε, ε̂ its prediction. Equivalently
+        x ← (1−λ)·x + λ·x̂0 with λ = α·√(ᾱ_t(1−ᾱ_t)): a pull towards the denoised estimate, no autograd.
+        """
+        return x - step_size * (1 - self.alpha(t, x)) * (eps_pred - noise)
+
     # --- timestep grids ------------------------------------------------------------------------
     def ddim_timesteps(self, steps: int, spacing: str | None = None) -> list[int]:
         """The sampler's descending grid, as the backbone's DDIM scheduler would build it."""
