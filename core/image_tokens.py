@@ -6,6 +6,8 @@ branch uses the tokens of a neutral gray image (all-zero normalised pixels), not
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -48,3 +50,11 @@ def encode_image_tokens(backbone, images: torch.Tensor) -> tuple[torch.Tensor, t
     size = backbone.image_encoder.config.image_size
     pixels = clip_pixels(images, size)
     return _encode(backbone, pixels), _encode(backbone, torch.zeros_like(pixels[:1]))
+
+
+@dataclass(frozen=True)
+class ImageTokens:
+    """What travels on an IMAGE_EMBEDS link: ``Conditioning.with_image(tokens, uncond)`` takes the pair as is."""
+
+    tokens: torch.Tensor  # the image's tokens, [N, n_tokens, D] (or [N, D] for the plain IP-Adapter)
+    uncond: torch.Tensor  # the neutral gray image's tokens, for the unconditional branch
