@@ -71,7 +71,8 @@ class Denoiser:
                 scale = cond.image_scale
             else:
                 images, scale = [_blank_image_input(unet)] * branches, 0.0
-            embeds = torch.cat([i.to(device, dtype).expand(x.shape[0], *i.shape[1:]) for i in images])
+            # [branches·B, 1 image, tokens, width]: the projection takes a list of images per prompt
+            embeds = torch.cat([i.to(device, dtype).expand(x.shape[0], *i.shape[1:]) for i in images]).unsqueeze(1)
             _set_image_scale(unet, scale)
             extra["added_cond_kwargs"] = {"image_embeds": [embeds]}
         elif cond.image is not None:
