@@ -27,6 +27,7 @@ class Conditioning:
     image_uncond: torch.Tensor | None = None
     image_scale: float = 1.0
     notes: tuple[str, ...] = ()
+    prompt: str = ""  # the prompt's text, for nodes that score images against it (I4VGen's reward model)
 
     def with_image(self, image: torch.Tensor, image_uncond: torch.Tensor, scale: float = 1.0) -> "Conditioning":
         return replace(self, image=image, image_uncond=image_uncond, image_scale=scale)
@@ -57,4 +58,4 @@ def encode_text(backbone, prompt: str, negative: str = "") -> Conditioning:
             notes.append(note)
         device = next(backbone.text_encoder.parameters()).device
         embeddings.append(backbone.text_encoder(ids.to(device))[0])
-    return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes))
+    return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes), prompt=prompt)
