@@ -21,6 +21,7 @@ MOTION_ADAPTER = "animatediff-motion-adapter-v1-5-2"
 MOTION_ADAPTER_FILE = "mm_sd_v15_v2.safetensors"
 IP_ADAPTER = "ip-adapter-plus_sd15.safetensors"
 IMAGE_ENCODER = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+REWARD_MODEL = "PickScore_v1"  # a CLIPModel folder in models/reward_models
 
 BLOCKS = (16, 32)
 CROSS_DIM = 32
@@ -136,6 +137,24 @@ def tiny_ip_adapter_plus(unet2d, image_hidden: int = IMAGE_HIDDEN, tokens: int =
     return sd
 
 
+def write_reward_model(folder: Path) -> None:
+    """A tiny CLIPModel with its tokenizer and image processor: the layout of PickScore_v1 / CLIP folders."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig(
+        text_config={"vocab_size": len(tokenizer), "hidden_size": CROSS_DIM, "intermediate_size": 37,
+                     "num_hidden_layers": 2, "num_attention_heads": 4, "max_position_embeddings": 77,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id},
+        vision_config={"hidden_size": IMAGE_HIDDEN, "intermediate_size": 37, "num_hidden_layers": 2,
+                       "num_attention_heads": 1, "image_size": 32, "patch_size": 8},
+        projection_dim=CROSS_DIM))
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+
+
 def _save_pipeline_folder(folder: Path, class_name: str, components: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     index = {"_class_name": class_name, "_diffusers_version": "0.42.1"}
@@ -186,4 +205,6 @@ def write_all(models_dir: str | os.PathLike) -> list[Path]:
     encoder.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tiny_image_encoder().state_dict().items()}, encoder)
     written += [ip, encoder]
+    write_reward_model(root / "reward_models" / REWARD_MODEL)
+    written.append(root / "reward_models" / REWARD_MODEL)
     return written
