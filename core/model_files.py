@@ -60,6 +60,12 @@ def weight_files(dirs) -> dict[str, Path]:
                     or (p.is_dir() and (p / "config.json").is_file() and any(p.glob("*.safetensors"))))
 
 
+def config_folders(dirs) -> dict[str, Path]:
+    """transformers model folders (a ``config.json``), whatever their weights: the loader refuses pickles
+    with the reason, rather than the folder silently missing from the list."""
+    return _listing(dirs, lambda p: p.is_dir() and (p / "config.json").is_file())
+
+
 def resolve(name: str, listing: dict[str, Path], kind: str, dirs) -> Path:
     if name in listing:
         return listing[name]
