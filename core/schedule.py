@@ -103,8 +103,11 @@ class Schedule:
             if noise is None:
                 raise ValueError("ddim_step with eta > 0 needs a noise tensor (randomness comes from the seed)")
             sigma = eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-            return a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).sqrt() * eps + sigma * noise
-        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+            stepped = a_prev.sqrt() * x0 + (1 - a_prev - sigma ** 2).sqrt() * eps + sigma * noise
+        else:
+            stepped = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        # Mathematically the identity when the level does not change, but not in floating point.
+        return torch.where(a_t == a_prev, x, stepped)
 
     def score_distillation_step(self, x: torch.Tensor, eps_pred: torch.Tensor, noise: torch.Tensor, t,
                                 step_size: float) -> torch.Tensor:
