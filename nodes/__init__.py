@@ -1,8 +1,12 @@
 """ComfyUI node classes of the pack: thin translators over ``core``."""
 from .backbone_nodes import LoadT2VBackbone, T2VTextEncode
 from .t2v_nodes import DecodeVideoLatent, T2VSampler
+from .ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
+from .i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
 
-NODE_CLASSES = [LoadT2VBackbone, T2VTextEncode, T2VSampler, DecodeVideoLatent]
+NODE_CLASSES = [LoadT2VBackbone, T2VTextEncode, T2VSampler, DecodeVideoLatent,
+                EncodeAnchorImage, DDPMInvertQueue, ResampleStep, RepeatAndSlideSampler,
+                LoadRewardModel, RewardSelectAnchor, NIVSDSOptimize]
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in NODE_CLASSES}
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -10,4 +14,11 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "T2VTextEncode": "T2V Text Encode",
     "T2VSampler": "T2V Sampler",
     "DecodeVideoLatent": "Decode Video Latent",
+    "EncodeAnchorImage": "Encode Anchor Image",
+    "DDPMInvertQueue": "DDPM Invert Queue (noise init)",
+    "ResampleStep": "Resample Step (TI2V-Zero)",
+    "RepeatAndSlideSampler": "Repeat-and-Slide Sampler (TI2V-Zero)",
+    "LoadRewardModel": "Load Reward Model",
+    "RewardSelectAnchor": "Reward Select Anchor (I4VGen)",
+    "NIVSDSOptimize": "NI-VSDS Optimize (I4VGen)",
 }

@@ -1,0 +1,189 @@
+"""I4VGen (arXiv 2406.02230): an image as a stepping stone for text-to-video.
+
+Three stages, each a plain function over a Denoiser (or a mock):
+1. generation-selection — N single-frame candidates sampled with the *video* backbone itself on 1-frame
+   clips, scored by a reward model; the best one, as its own latent, becomes a static video;
+2. NI-VSDS — the static video is pulled towards what the video model would denoise it to, with one
+   fixed noise sample down the sampler's own timesteps (closed form, no autograd);
+3. regeneration — plain SDEdit-style sampling from the result with fresh noise
+   (:func:`core.t2v.sample_t2v` with a strength; nothing I4VGen-specific is needed there).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+
+from .t2v import noise_like, sample_t2v
+from .vae import encode_pixels
+
+DEFAULT_P = 0.6
+"""NI-VSDS extent with the reference code's meaning: K = int(S·p) + 1 iterations. (The paper's "0.4" is
+the timestep 0.4·T where the same run stops, not a value for this knob.)"""
+DEFAULT_STEP_SIZES = (10.0, 10.0, 10.0, 1.0)
+"""The AnimateDiff reference code's step sizes; the last one repeats. With the paper's α = 1 the first
+iterations barely move the latent."""
+
+
+# --- stage 1: generation-selection ---------------------------------------------------------------
+@dataclass(frozen=True)
+class AnchorSelection:
+    anchor: torch.Tensor  # [1, C, F, h, w]: the chosen candidate's latent repeated over F frames
+    images: torch.Tensor  # [N, H, W, 3] in 0..1, on the CPU: every candidate
+    scores: list[float]
+    index: int
+
+
+def candidate_noise(video_shape: Sequence[int], count: int, generator: torch.Generator) -> torch.Tensor:
+    """Noise ``[count, C, 1, h, w]`` for the candidates, cut from video-shaped draws ``[1, C, F, h, w]``.
+
+    Candidate i is frame i mod F of the seed's (i // F + 1)-th video draw, so with N = F the candidates
+    start from exactly the noise the baseline video would use for the same seed.
+    """
+    if count < 1:
+        raise ValueError(f"the number of candidates must be at least 1, got {count}")
+    frames = video_shape[2]
+    draws = [noise_like(video_shape, generator) for _ in range(math.ceil(count / frames))]
+    return torch.cat(draws, dim=2)[:, :, :count].permute(2, 1, 0, 3, 4)
+
+
+def first_argmax(scores: Sequence[float]) -> int:
+    """Index of the best score; the first one on ties (deterministic, whatever the backend)."""
+    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+
+
+def static_video(latent: torch.Tensor, frames: int) -> torch.Tensor:
+    """One frame's latent ``[1, C, 1, h, w]`` repeated into a still clip ``[1, C, F, h, w]`` (exact copies)."""
+    return latent.repeat(1, 1, frames, 1, 1)
+
+
+def _scored(images: torch.Tensor, score: Callable[[torch.Tensor], Sequence[float]]) -> tuple[list[float], int]:
+    scores = [float(s) for s in score(images)]
+    if len(scores) != images.shape[0]:
+        raise ValueError(f"the reward model returned {len(scores)} scores for {images.shape[0]} candidates")
+    return scores, first_argmax(scores)
+
+
+def sample_candidates(denoiser: Callable, schedule, cond, noise: torch.Tensor, steps: int, *,
+                      generator: torch.Generator, batch: int,
+                      on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Candidate latents ``[N, C, 1, h, w]`` from ``noise`` of that shape: the video denoiser run on 1-frame
+    clips over the sampler's own grid, ``batch`` candidates per UNet call (S calls per batch)."""
+    chunks = math.ceil(noise.shape[0] / batch)
+    latents = []
+    for c in range(chunks):
+        def progress(i, total, x, done=c * steps):
+            if on_step is not None:
+                on_step(done + i, chunks * steps, x)
+
+        latents.append(sample_t2v(denoiser, schedule, cond, noise[c * batch:(c + 1) * batch], steps,
+                                  generator=generator, on_step=progress))
+    return torch.cat(latents)
+
+
+def generate_and_select(denoiser: Callable, schedule, cond, noise: torch.Tensor, steps: int, frames: int, *,
+                        decode: Callable[[torch.Tensor], torch.Tensor],
+                        score: Callable[[torch.Tensor], Sequence[float]], generator: torch.Generator,
+                        batch: int | None = None,
+                        on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> AnchorSelection:
+    """Generation-selection: sample the candidates from ``noise`` (see :func:`candidate_noise`), decode,
+    score, and repeat the best candidate's *own latent* over F frames (no decode/encode round trip).
+
+    Candidates run ``batch`` at a time (default F): one UNet call then never carries more single frames
+    than a call of the plain F-frame sampler, so memory stays that of plain sampling, and N = F costs
+    exactly S calls. ``decode``: latents ``[n, C, 1, h, w]`` → IMAGE ``[n, H, W, 3]``; ``score``: IMAGE →
+    one number per image.
+    """
+    candidates = sample_candidates(denoiser, schedule, cond, noise, steps, generator=generator,
+                                   batch=batch or frames, on_step=on_step)
+    images = decode(candidates)
+    scores, index = _scored(images, score)
+    return AnchorSelection(anchor=static_video(candidates[index:index + 1], frames), images=images, scores=scores,
+                           index=index)
+
+
+def encode_images(backbone, images: torch.Tensor) -> torch.Tensor:
+    """IMAGE ``[N, H, W, 3]`` (0..1) → latents ``[N, C, 1, h, w]`` with the video VAE (posterior mean)."""
+    pixels = images.permute(0, 3, 1, 2).float() * 2 - 1
+    return encode_pixels(backbone, pixels).permute(2, 1, 0, 3, 4)
+
+
+def select_from_images(images: torch.Tensor, frames: int, *, encode: Callable[[torch.Tensor], torch.Tensor],
+                       score: Callable[[torch.Tensor], Sequence[float]]) -> AnchorSelection:
+    """Generation-selection over given candidate images (from any checkpoint, or one user image): score
+    them and encode only the best one with the video VAE (see :func:`encode_images`)."""
+    if images.shape[0] < 1:
+        raise ValueError("no candidate images were given")
+    scores, index = _scored(images, score)
+    return AnchorSelection(anchor=static_video(encode(images[index:index + 1]), frames), images=images,
+                           scores=scores, index=index)
+
+
+def format_scores(selection: AnchorSelection) -> str:
+    """One line per candidate, the anchor marked: what the user reads to judge the reward model."""
+    return "\n".join(f"candidate {i}: {s:.4f}" + ("  <- anchor" if i == selection.index else "")
+                     for i, s in enumerate(selection.scores))
+
+
+# --- stage 2a: NI-VSDS ----------------------------------------------------------------------------
+def nivsds_iterations(steps: int, p: float) -> int:
+    """K = int(S·p) + 1 (the reference code's meaning of p), at most the S timesteps of the grid."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"NI-VSDS p must be within [0, 1] (the reference default is {DEFAULT_P}); got {p}")
+    return min(int(steps * p) + 1, steps)
+
+
+def parse_step_sizes(text: str) -> tuple[float, ...]:
+    """"10, 10, 10, 1" → (10.0, 10.0, 10.0, 1.0); the last value repeats for later iterations."""
+    parts = [p.strip() for p in str(text).replace(";", ",").split(",")]
+    if not any(parts):
+        raise ValueError("step_sizes is empty: give comma-separated numbers, e.g. '10,10,10,1' (the last repeats)")
+    sizes = []
+    for part in parts:
+        try:
+            value = float(part)
+        except ValueError:
+            raise ValueError(f"step_sizes: '{part}' is not a number; give comma-separated numbers, e.g. "
+                             "'10,10,10,1'") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"step_sizes: {part} must be a finite number >= 0")
+        sizes.append(value)
+    return tuple(sizes)
+
+
+def nivsds_noise(shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
+    """The fixed ε of NI-VSDS: the seed's *second* draw of this shape.
+
+    T2VSampler (the regeneration) and RewardSelectAnchor take the first draw of their seed, so a graph
+    that shares one seed between its nodes still regenerates with noise different from ε, as I4VGen
+    requires (reusing ε for regeneration is one of its pitfalls).
+    """
+    noise_like(shape, generator)  # the first draw belongs to the samplers of the same seed
+    return noise_like(shape, generator)
+
+
+def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: torch.Tensor, steps: int,
+            iterations: int, step_sizes: Sequence[float] = DEFAULT_STEP_SIZES,
+            on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Noise-invariant video score distillation of a (static) video latent ``[B, C, F, h, w]``.
+
+    Iteration k visits ts[k] of the S-step grid (one descending pass), noises the current latent with the
+    *same* ``noise`` ε every time, and applies the closed-form update
+    x ← x − α_k·(1−ᾱ_t)·(ε̂ − ε) with ε̂ the guided prediction (:meth:`Schedule.score_distillation_step`).
+    ``iterations`` = 0 returns the latent unchanged (the "w/o NI-VSDS" ablation). ``on_step(k, K, x)``.
+    """
+    if not 0 <= iterations <= steps:
+        raise ValueError(f"NI-VSDS iterations must be within [0, {steps}] (the grid's length), got {iterations}")
+    if not step_sizes:
+        raise ValueError("NI-VSDS needs at least one step size")
+    if noise.shape != latent.shape:
+        raise ValueError(f"NI-VSDS noise {tuple(noise.shape)} must have the latent's shape {tuple(latent.shape)}")
+    x = latent.clone()
+    for k, t in enumerate(schedule.ddim_timesteps(steps)[:iterations]):
+        eps = denoiser(schedule.q_sample(x, t, noise), t, cond)
+        x = schedule.score_distillation_step(x, eps, noise, t, step_sizes[min(k, len(step_sizes) - 1)])
+        if on_step is not None:
+            on_step(k + 1, iterations, x)
+    return x
