@@ -1,0 +1,163 @@
+"""TI2V-Zero (Ni et al., CVPR 2024; shared/design/TI2V_ZERO.md): image-to-video from a text-to-video model.
+
+A queue of K = F − 1 frames (K copies of the image at first) conditions an F-frame clip whose last slot
+becomes the next frame: at every DDIM step the K conditioning slots are overwritten with the queue's
+latents noised afresh to that step's level, so the model, which only ever denoises coherent clips,
+continues the queue in the new slot. The new frame joins the queue, the oldest frame leaves (the
+slide), and the video grows one frame per outer iteration, to any length at constant memory.
+
+Faithful to the paper and its released code:
+- DDIM grid with leading spacing and offset 1 on every backbone (S = 10 → 901 … 1), final alpha ᾱ_0;
+- DDPM inversion (``NoiseInit("ddpm_inversion")``): the new slot starts as the last queue latent
+  forward-noised to τ_1 with its own noise; resampling (``Resample(R)``): R extra DDIM-and-renoise
+  rounds per step, including the last, all F frames pushed back; two fresh noisings of the queue per
+  step;
+- the queue holds *pixels*; the final sample of the new slot (not x̂0) is decoded, and frame 0 of the
+  video is the input pixels themselves.
+
+Ours:
+- **encode cache**: the reference re-encodes all K queue frames every iteration; encoding (posterior
+  mean, one frame per call) is deterministic, so we keep each frame's latent while it is in the queue:
+  bit-identical latents, one VAE encode per new frame instead of K;
+- batched classifier-free guidance (the Denoiser): S·(R+1) UNet calls per frame instead of 2·S·(R+1);
+- **video prediction**: several given frames seed the queue (the last K; fewer than K: the first is
+  repeated in front); the reference code has only the single-image case;
+- **latent queue** (off by default, a deviation): the new frame's final latent joins the queue directly,
+  skipping the decode → encode round trip; faster, and not what the paper evaluated;
+- decoded frames are clamped to the displayable range before they re-enter the queue (the reference
+  re-encodes the unclamped decode; a well-trained VAE rarely leaves the range).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .anchor import check_image, encode_frames
+from .schedule import Schedule
+from .strategies import NoiseInit, Resample
+from .t2v import noise_like
+from .validation import check_frames, check_steps
+from . import vae
+
+
+def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple[int, int]]:
+    """(t, t') per step: leading spacing, offset 1, whatever the backbone's own spacing (the method's grid);
+    the last step goes to ``FINAL`` = ᾱ_0 (``set_alpha_to_one`` is false for every backbone)."""
+    return schedule.ddim_pairs(steps, "leading")
+
+
+def check_settings(num_frames: int, steps: int, model_frames: int) -> None:
+    if num_frames < 1:
+        raise ValueError(f"num_frames (new frames to generate) must be at least 1, got {num_frames}")
+    check_steps(steps)
+    if model_frames < 2:
+        raise ValueError(f"model_frames must be at least 2 (one conditioning slot plus the new frame), "
+                         f"got {model_frames}")
+
+
+def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch.Tensor, latents: torch.Tensor,
+                     num_frames: int, steps: int, *, model_frames: int,
+                     encode: Callable[[torch.Tensor], torch.Tensor],
+                     decode: Callable[[torch.Tensor], torch.Tensor],
+                     generator: torch.Generator | None = None,
+                     noise_sampler: Callable[[tuple], torch.Tensor] | None = None,
+                     noise_init: NoiseInit = NoiseInit(), resample: Resample = Resample(),
+                     latent_queue: bool = False, encode_cache: bool = True, condition_on_queue: bool = True,
+                     on_step: Callable[[int, int], None] | None = None,
+                     on_frame: Callable[[int, torch.Tensor], None] | None = None,
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``num_frames`` new frames after the given ``frames``; returns (IMAGE video, its latents).
+
+    ``frames`` IMAGE ``[m, H, W, 3]`` (0..1) and ``latents`` ``[1, C, m, h, w]`` (theirs, on the compute
+    device) are the anchor; the video is ``[m + num_frames, H, W, 3]``, allocated once on ``frames``'
+    device, with the given frames copied bit for bit at the start. ``encode`` maps IMAGE frames to
+    latents (one frame per call), ``decode`` maps a ``[1, C, 1, h, w]`` latent to an IMAGE frame.
+    ``noise_sampler(shape)`` draws every noise (default: CPU normal noise from ``generator``).
+    ``encode_cache`` False re-encodes the whole pixel queue every iteration, as the reference does;
+    ``condition_on_queue`` False never writes the queue into the clip (ablation: plain T2V DDIM).
+    ``on_step(i, total)`` runs after each DDIM evaluation, ``on_frame(index, frame)`` after each new frame.
+    """
+    check_image(frames, "anchor")
+    check_settings(num_frames, steps, model_frames)
+    given, slots = frames.shape[0], model_frames - 1
+    if latents.dim() != 5 or latents.shape[2] != given:
+        raise ValueError(f"latents {tuple(latents.shape)} do not match the {given} given frame(s)")
+    if noise_sampler is None:
+        if generator is None:
+            raise ValueError("sample_ti2v_zero needs a generator (seeded) or a noise_sampler")
+        noise_sampler = lambda shape: noise_like(shape, generator)  # noqa: E731
+    device = latents.device
+
+    def draw(shape) -> torch.Tensor:
+        return noise_sampler(tuple(shape)).to(device)
+
+    pairs = ti2v_grid(schedule, steps)
+    rounds = resample.rounds
+    total_evals = num_frames * steps * (rounds + 1)
+    video = torch.empty((given + num_frames, *frames.shape[1:]), dtype=frames.dtype, device=frames.device)
+    video[:given] = frames
+    out = torch.empty((*latents.shape[:2], given + num_frames, *latents.shape[3:]), dtype=latents.dtype)
+    out[:, :, :given] = latents.cpu()
+
+    # The queue is a window of indices into the video; fewer given frames than slots repeat the first.
+    queue = [0] * max(0, slots - given) + list(range(max(0, given - slots), given))
+    cache = {i: latents[:, :, i:i + 1] for i in set(queue)}
+
+    def queue_latents() -> torch.Tensor:
+        if not (encode_cache or latent_queue):
+            return torch.cat([encode(video[i:i + 1]).to(device) for i in queue], dim=2)
+        for i in set(cache) - set(queue):
+            del cache[i]  # slid out: nothing is kept for frames that left the queue
+        for i in queue:
+            if i not in cache:
+                cache[i] = encode(video[i:i + 1]).to(device)
+        return torch.cat([cache[i] for i in queue], dim=2)
+
+    evals = 0
+    for n in range(num_frames):
+        c = queue_latents()
+        z = draw((c.shape[0], c.shape[1], model_frames, *c.shape[3:]))
+        if noise_init.mode == "ddpm_inversion":
+            z = torch.cat([z[:, :, :slots], schedule.q_sample(c[:, :, -1:], pairs[0][0], z[:, :, slots:])], dim=2)
+        for t, t_next in pairs:
+            if condition_on_queue:
+                z = torch.cat([schedule.q_sample(c, t, draw(c.shape)), z[:, :, slots:]], dim=2)
+                queue_next = schedule.q_sample(c, t_next, draw(c.shape)) if rounds else None
+            for r in range(rounds + 1):
+                z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_next)
+                evals += 1
+                if on_step is not None:
+                    on_step(evals, total_evals)
+                if r == rounds:
+                    break
+                if condition_on_queue:
+                    z = torch.cat([queue_next, z[:, :, slots:]], dim=2)
+                z = schedule.renoise(z, t_next, t, draw(z.shape))
+        new = z[:, :, slots:]
+        index = given + n
+        video[index] = decode(new)[0].to(video.device)
+        out[:, :, index] = new[:, :, 0].cpu()
+        queue = queue[1:] + [index]
+        if latent_queue:
+            cache[index] = new
+        if on_frame is not None:
+            on_frame(index, video[index])
+    return video, out
+
+
+def sample_on_backbone(backbone, denoiser: Callable, cond, anchor, num_frames: int, steps: int, *,
+                       model_frames: int = 16, generator: torch.Generator, noise_init: NoiseInit = NoiseInit(),
+                       resample: Resample = Resample(), latent_queue: bool = False,
+                       on_step=None, on_frame=None, out_device: torch.device | str = "cpu"
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sample_ti2v_zero` with the backbone's VAE, after checking everything that can be checked."""
+    check_settings(num_frames, steps, model_frames)
+    check_frames(backbone, model_frames)
+    anchor.require(backbone)
+    return sample_ti2v_zero(
+        denoiser, backbone.schedule, cond, anchor.image.to(out_device), anchor.latents.to(backbone.device),
+        num_frames, steps, model_frames=model_frames, generator=generator, noise_init=noise_init,
+        resample=resample, latent_queue=latent_queue, on_step=on_step, on_frame=on_frame,
+        encode=lambda images: encode_frames(backbone, images),
+        decode=lambda z: vae.decode_frames(backbone, z, chunk=1, out_device=out_device))
