@@ -2,6 +2,7 @@
 peak memory of a child process, the bench-size models, and the results file."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -75,8 +76,24 @@ def load_bench_backbone(family: str, root: Path):
     return load_backbone(paths["sd15"], motion_adapter=paths["adapter"])
 
 
-def peak_rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory since the process started or since the last reset_peak_rss()."""
+    return _status_mb("VmHWM")
+
+
+def reset_peak_rss() -> float:
+    """Forget the peak so far (Linux: writing 5 to clear_refs), so a stage's own peak can be read after
+    loading transients; returns the current RSS."""
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_mb("VmRSS")
 
 
 def child_peak_rss(module: str, *args: str) -> dict:

@@ -37,9 +37,11 @@ def decode_frames(backbone, latents: torch.Tensor, chunk: int = DEFAULT_CHUNK,
     """
     device, dtype = _vae_device_dtype(backbone.vae)
     flat = latents.permute(0, 2, 1, 3, 4).reshape(-1, *latents.shape[1:2], *latents.shape[3:])
-    frames = []
+    frames = None  # filled in place: no second copy of the whole video at the end
     for i in range(0, flat.shape[0], chunk):
         z = flat[i:i + chunk].to(device, dtype) / backbone.latent_scale
-        image = backbone.vae.decode(z).sample.float()
-        frames.append(((image + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).to(out_device))
-    return torch.cat(frames)
+        image = ((backbone.vae.decode(z).sample.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+        if frames is None:
+            frames = torch.empty((flat.shape[0], *image.shape[1:]), device=out_device)
+        frames[i:i + image.shape[0]] = image.to(out_device)
+    return frames

@@ -1,0 +1,109 @@
+"""Foundation benchmark: T2VSampler against diffusers' own pipelines on the same components, UNet calls
+per step, sampler overhead, and DecodeVideoLatent's peak memory at two clip lengths.
+
+    python -m bench.foundation            # writes bench/results/foundation.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
+
+from zeroshot_video.core import vae
+from zeroshot_video.core.conditioning import encode_text
+from zeroshot_video.core.denoiser import Denoiser
+from zeroshot_video.core.t2v import noise_like, sample_t2v
+
+from .common import Meter, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss, write_results
+
+MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
+FRAMES, SIDE, STEPS, GUIDANCE = 16, 128, 5, 7.5
+PROMPT = "a red panda eating bamboo"
+
+
+def _pipeline(backbone):
+    parts = dict(vae=backbone.vae, text_encoder=backbone.text_encoder, tokenizer=backbone.tokenizer,
+                 unet=backbone.unet, scheduler=backbone.scheduler)
+    pipe = AnimateDiffPipeline(motion_adapter=None, **parts) if backbone.family == "animatediff" \
+        else TextToVideoSDPipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def sampler_vs_pipeline(family: str) -> dict:
+    backbone = load_bench_backbone(family, MODELS)
+    latent_side = SIDE // backbone.vae_scale_factor
+    noise = noise_like((1, 4, FRAMES, latent_side, latent_side), torch.Generator().manual_seed(0))
+    pipe = _pipeline(backbone)
+    pipe(prompt=PROMPT, num_frames=FRAMES, height=SIDE, width=SIDE, num_inference_steps=1, output_type="latent",
+         latents=noise.clone())  # warm-up
+    meter = Meter(backbone)
+    rounds = {"ours": [], "diffusers": []}
+    for _ in range(2):
+        started = time.perf_counter()
+        reference = pipe(prompt=PROMPT, num_frames=FRAMES, height=SIDE, width=SIDE, num_inference_steps=STEPS,
+                         guidance_scale=GUIDANCE, latents=noise.clone(), output_type="latent")
+        rounds["diffusers"].append(time.perf_counter() - started)
+        meter.unet_calls = 0
+        meter.unet_seconds = 0.0
+        started = time.perf_counter()
+        cond = encode_text(backbone, PROMPT)
+        ours = sample_t2v(Denoiser(backbone, GUIDANCE), backbone.schedule, cond, noise, STEPS,
+                          generator=torch.Generator().manual_seed(0))
+        rounds["ours"].append(time.perf_counter() - started)
+    meter.detach()
+    reference = torch.as_tensor(reference.frames if hasattr(reference, "frames") else reference[0])
+    ours_s, ref_s = min(rounds["ours"]), min(rounds["diffusers"])
+    return {
+        "family": family, "frames": FRAMES, "size": SIDE, "steps": STEPS,
+        "seconds_per_step_ours": round(ours_s / STEPS, 4), "seconds_per_step_diffusers": round(ref_s / STEPS, 4),
+        "ratio_ours_to_diffusers": round(ours_s / ref_s, 3),
+        "max_abs_difference": float((ours - reference).abs().max()),
+        "unet_calls_per_step": meter.unet_calls / STEPS,
+        "overhead_outside_unet_percent": round(100 * (1 - meter.unet_seconds / rounds["ours"][-1]), 2),
+    }
+
+
+@torch.no_grad()
+def decode_child(frames: int) -> dict:
+    backbone = load_bench_backbone("modelscope", MODELS)
+    latents = torch.randn(1, 4, frames, SIDE // 8, SIDE // 8)
+    vae.decode_frames(backbone, latents[:, :, :4], chunk=4)  # warm-up: allocator pools, lazy inits
+    baseline = reset_peak_rss()
+    meter = Meter(backbone)
+    started = time.perf_counter()
+    images = vae.decode_frames(backbone, latents, chunk=4)
+    wall = time.perf_counter() - started
+    return {"frames": frames, "rss_mb_before": round(baseline, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "output_mb": round(images.numel() * images.element_size() / 2 ** 20, 1),
+            "overhead_outside_vae_percent": round(100 * (1 - meter.vae_seconds / wall), 2)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--frames", type=int)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(decode_child(args.frames)))
+        return
+    figures = {"sampler_vs_diffusers": [sampler_vs_pipeline("animatediff"), sampler_vs_pipeline("modelscope")]}
+    short, long = (child_peak_rss("bench.foundation", "--frames", str(n)) for n in (16, 64))
+    growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
+    output_growth = long["output_mb"] - short["output_mb"]
+    figures["decode_memory"] = {"size": SIDE, "16_frames": short, "64_frames": long,
+                                "peak_growth_mb": round(growth, 1),
+                                "output_growth_mb": round(output_growth, 1),
+                                "growth_over_output_percent": round(100 * (growth / output_growth - 1), 1)}
+    path = write_results("foundation", figures)
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
