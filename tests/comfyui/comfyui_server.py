@@ -1,0 +1,101 @@
+"""A real ComfyUI server for tier-2 tests, and the few HTTP calls the tests make (stdlib only, loopback)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class ComfyUIServer:
+    """``main.py --cpu`` on a free loopback port, with everything it writes under ``base``."""
+
+    def __init__(self, comfy_dir: Path, python: str, base: Path):
+        self.comfy_dir, self.python, self.base = Path(comfy_dir), python, Path(base)
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = self.base / "comfyui.log"
+        self.process = None
+
+    def start(self, timeout: float = 240.0) -> None:
+        # The database goes to memory: by default ComfyUI would write it inside the checkout.
+        command = [self.python, "main.py", "--cpu", "--listen", HOST, "--port", str(self.port),
+                   "--base-directory", str(self.base), "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, cwd=self.comfy_dir, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if self.get("/system_stats")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(1.0)
+        raise RuntimeError(f"ComfyUI did not answer /system_stats within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def request(self, method: str, path: str, payload=None, timeout: float = 60.0):
+        """(HTTP status, decoded JSON body); error statuses are returned, not raised."""
+        data = None if payload is None else json.dumps(payload).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as response:
+                status, body = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, body = error.code, error.read()
+        return status, (json.loads(body) if body else None)
+
+    def get(self, path: str, **query):
+        return self.request("GET", path + ("?" + urllib.parse.urlencode(query) if query else ""))
+
+    def run_prompt(self, prompt: dict, timeout: float = 300.0) -> dict:
+        """Queue an API prompt and return its history entry once it has finished.
+
+        A prompt the server rejects, fully (HTTP 400) or in part (HTTP 200 with node_errors), fails here."""
+        status, answer = self.request("POST", "/prompt", {"prompt": prompt, "client_id": "zeroshot-video-tests"})
+        if status != 200 or answer.get("node_errors"):
+            raise AssertionError(f"/prompt rejected the workflow (HTTP {status}): {json.dumps(answer, indent=1)}")
+        prompt_id = answer["prompt_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, history = self.get(f"/history/{prompt_id}")
+            entry = (history or {}).get(prompt_id)
+            if entry and entry.get("status", {}).get("status_str") in ("success", "error"):
+                return entry
+            if self.process.poll() is not None:
+                raise AssertionError(f"ComfyUI died while running the prompt:\n{self.log_tail()}")
+            time.sleep(0.5)
+        self.request("POST", "/interrupt", {"prompt_id": prompt_id})
+        raise AssertionError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")

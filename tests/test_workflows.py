@@ -1,0 +1,276 @@
+"""Shipped workflows against the node declarations: what a user opens in the editor or posts to /prompt
+must name existing nodes and inputs, link matching types and carry values the nodes accept, and must be
+exactly what tools/workflows.py makes from its descriptions."""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import workflow_specs  # noqa: E402
+import workflows  # noqa: E402
+
+UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
+API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
+
+
+def _declaration(class_type, where, errors):
+    try:
+        return workflows.declaration(class_type)
+    except KeyError:
+        errors.append(f"{where}: unknown node type {class_type!r}")
+        return None
+
+
+def check_value(where: str, spec: tuple, value) -> list[str]:
+    kind, options = workflows.input_type(spec), workflows.options_of(spec)
+    if kind == "COMBO":
+        if options.get("image_upload"):  # a file in ComfyUI's input folder: tier-2 tests provide it
+            return [] if isinstance(value, str) and value else [f"{where}: {value!r} is not a file name"]
+        choices = spec[0] if isinstance(spec[0], list) else options.get("options", [])
+        return [] if value in choices else [f"{where}: {value!r} is not one of {choices}"]
+    expected = {"INT": (int,), "FLOAT": (int, float), "STRING": (str,), "BOOLEAN": (bool,)}[kind]
+    if not isinstance(value, expected) or (kind in ("INT", "FLOAT") and isinstance(value, bool)):
+        return [f"{where}: {value!r} is not {kind}"]
+    if kind in ("INT", "FLOAT"):
+        if "min" in options and value < options["min"]:
+            return [f"{where}: {value} is below the minimum {options['min']}"]
+        if "max" in options and value > options["max"]:
+            return [f"{where}: {value} is above the maximum {options['max']}"]
+    return []
+
+
+def _link_type_error(where, source_type, target_type):
+    if source_type == target_type or "*" in (source_type, target_type):
+        return []
+    return [f"{where}: link type {source_type} does not match input type {target_type}"]
+
+
+def check_api(prompt: dict) -> list[str]:
+    """Problems of an API-format prompt, in the words a reviewer needs."""
+    errors = []
+    decls = {node_id: _declaration(node.get("class_type"), f"node {node_id}", errors)
+             for node_id, node in prompt.items()}
+    for node_id, node in prompt.items():
+        decl = decls[node_id]
+        if decl is None:
+            continue
+        where = f"node {node_id} ({node['class_type']})"
+        if decl["frontend_only"]:
+            errors.append(f"{where}: exists only in the editor, the server does not know it")
+            continue
+        declared = {name: (spec, optional) for name, spec, optional in workflows.declared_inputs(decl)}
+        given = node.get("inputs", {})
+        for name, value in given.items():
+            if name not in declared:
+                errors.append(f"{where}: no input named {name!r}")
+                continue
+            spec = declared[name][0]
+            if isinstance(value, list):
+                source, slot = str(value[0]), value[1]
+                if decls.get(source) is None or not 0 <= slot < len(decls[source]["output"]):
+                    errors.append(f"{where}.{name}: links to a missing output {value}")
+                    continue
+                errors += _link_type_error(f"{where}.{name}", decls[source]["output"][slot][1], spec[0])
+            elif workflows.is_widget(spec):
+                errors += check_value(f"{where}.{name}", spec, value)
+            else:
+                errors.append(f"{where}.{name}: a {spec[0]} input needs a link, got {value!r}")
+        errors += [f"{where}: required input {name!r} missing" for name, (spec, optional) in declared.items()
+                   if not optional and name not in given]
+    return errors
+
+
+def check_ui(graph: dict) -> list[str]:
+    """Problems of a UI-format (litegraph) workflow."""
+    errors = []
+    nodes = {node["id"]: node for node in graph["nodes"]}
+    if len(nodes) != len(graph["nodes"]):
+        errors.append("node ids are not unique")
+    decls = {node_id: _declaration(node["type"], f"node {node_id}", errors) for node_id, node in nodes.items()}
+    for node_id, node in nodes.items():
+        decl = decls[node_id]
+        if decl is None:
+            continue
+        where = f"node {node_id} ({node['type']})"
+        declared = {name: (spec, optional) for name, spec, optional in workflows.declared_inputs(decl)}
+        for entry in node.get("inputs", []):
+            name = entry["name"]
+            if name not in declared:
+                errors.append(f"{where}: no input named {name!r}")
+            elif workflows.is_widget(declared[name][0]) and "widget" not in entry:
+                errors.append(f"{where}: {name!r} is a widget, not a socket")
+            elif entry["type"] != workflows.input_type(declared[name][0]):
+                errors.append(f"{where}.{name}: socket type {entry['type']} differs from the declared "
+                              f"{workflows.input_type(declared[name][0])}")
+        linked = {entry["name"] for entry in node.get("inputs", []) if entry.get("link") is not None}
+        errors += [f"{where}: required input {name!r} is not linked" for name, (spec, optional) in declared.items()
+                   if not optional and not workflows.is_widget(spec) and name not in linked]
+        outputs = [(out["name"], out["type"]) for out in node.get("outputs", [])]
+        if [t for _, t in outputs] != [t for _, t in decl["output"]]:
+            errors.append(f"{where}: outputs {outputs} differ from the declared {decl['output']}")
+        slots, values = workflows.widget_slots(decl), node.get("widgets_values", [])
+        if len(values) != len(slots):
+            errors.append(f"{where}: {len(values)} widget values for {len(slots)} widgets {slots}")
+            continue
+        for (name, role), value in zip(slots, values):
+            if role == workflows.VALUE:
+                errors += check_value(f"{where}.{name}", declared[name][0], value)
+            elif role == workflows.CONTROL and value not in workflows.CONTROL_VALUES:
+                errors.append(f"{where}.{name}: control value {value!r} not in {workflows.CONTROL_VALUES}")
+            elif role == workflows.UPLOAD and value != workflows.UPLOAD_VALUE:
+                errors.append(f"{where}.{name}: upload widget value {value!r}")
+    for link_id, source, out_slot, target, in_slot, link_type in graph["links"]:
+        where = f"link {link_id}"
+        if decls.get(source) is None or decls.get(target) is None:
+            errors.append(f"{where}: joins missing nodes {source} -> {target}")
+            continue
+        inputs, outputs = nodes[target].get("inputs", []), nodes[source].get("outputs", [])
+        if not (0 <= in_slot < len(inputs) and inputs[in_slot].get("link") == link_id):
+            errors.append(f"{where}: node {target} input {in_slot} does not point back to it")
+            continue
+        if not (0 <= out_slot < len(decls[source]["output"]) and link_id in (outputs[out_slot].get("links") or [])):
+            errors.append(f"{where}: node {source} output {out_slot} does not list it")
+            continue
+        source_type = decls[source]["output"][out_slot][1]
+        declared = dict((n, s) for n, s, _ in workflows.declared_inputs(decls[target]))
+        name = inputs[in_slot]["name"]
+        if name in declared:
+            errors += _link_type_error(f"{where} to node {target}.{name}", source_type, declared[name][0])
+        if link_type != source_type:
+            errors.append(f"{where}: carries type {link_type}, its source gives {source_type}")
+    if graph["last_node_id"] < max(nodes) or graph["last_link_id"] < max((l[0] for l in graph["links"]), default=0):
+        errors.append("last_node_id / last_link_id lower than the ids in use")
+    return errors
+
+
+def test_committed_files_are_what_the_descriptions_make():
+    expected = workflows.expected_files()
+    assert len(expected) == 2 * len(workflow_specs.WORKFLOWS)
+    assert workflows.stale_files(expected) == []
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.name)
+def test_api_workflow_is_valid(path):
+    assert check_api(json.loads(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
+def test_ui_workflow_is_valid(path):
+    graph = json.loads(path.read_text())
+    assert check_ui(graph) == []
+    assert graph["version"] == 0.4
+    assert any(node["type"] == "Note" and node["widgets_values"][0] for node in graph["nodes"])
+
+
+def test_every_workflow_ships_in_both_formats():
+    assert [p.name for p in UI_FILES] == [p.name for p in API_FILES] != []
+
+
+def test_ui_and_api_files_describe_the_same_graph():
+    """The API prompt is the UI graph minus editor-only nodes, with the same links and widget values."""
+    for ui_path in UI_FILES:
+        graph = json.loads(ui_path.read_text())
+        prompt = json.loads((ui_path.parent / "api" / ui_path.name).read_text())
+        served = [n for n in graph["nodes"] if not workflows.declaration(n["type"])["frontend_only"]]
+        assert sorted(str(n["id"]) for n in served) == sorted(prompt)
+        for node in served:
+            inputs = prompt[str(node["id"])]["inputs"]
+            for link_id, source, out_slot, target, in_slot, _ in graph["links"]:
+                if target == node["id"]:
+                    assert inputs[node["inputs"][in_slot]["name"]] == [str(source), out_slot]
+            slots = workflows.widget_slots(workflows.declaration(node["type"]))
+            assert {name: value for (name, role), value in zip(slots, node["widgets_values"])
+                    if role == workflows.VALUE} == {k: v for k, v in inputs.items() if not isinstance(v, list)}
+
+
+def test_widget_order_follows_the_frontend_rules():
+    """Facts read off the ComfyUI frontend: seeds and control_after_generate INTs carry a second value,
+    image_upload combos an upload value, forceInput makes a socket; optional widgets follow required ones."""
+    decl = {"input": {
+        "required": {"model": ("MODEL", {}), "seed": ("INT", {}), "steps": ("INT", {"control_after_generate": True}),
+                     "cfg": ("FLOAT", {}), "shift": ("INT", {"forceInput": True}),
+                     "image": ([], {"image_upload": True})},
+        "optional": {"mode": (["a", "b"], {}), "text": ("STRING", {"multiline": True})}}, "output": []}
+    assert workflows.widget_slots(decl) == [
+        ("seed", "value"), ("seed", "control_after_generate"), ("steps", "value"),
+        ("steps", "control_after_generate"), ("cfg", "value"), ("image", "value"), ("image", "upload"),
+        ("mode", "value"), ("text", "value")]
+
+
+def _t2v_basic():
+    return workflows.build(workflow_specs.T2V_BASIC)
+
+
+def test_checker_catches_a_wrong_link_type():
+    graph, prompt = _t2v_basic()
+    prompt["4"]["inputs"]["latent"] = ["1", 0]  # a T2V_BACKBONE output into a LATENT input
+    assert any("link type T2V_BACKBONE does not match input type LATENT" in e for e in check_api(prompt))
+
+    wrong = next(link for link in graph["links"] if link[3] == 4 and link[4] == 1)
+    backbone_out = next(n for n in graph["nodes"] if n["id"] == 1)["outputs"][0]
+    sampler_out = next(n for n in graph["nodes"] if n["id"] == 3)["outputs"][0]
+    sampler_out["links"].remove(wrong[0])
+    backbone_out["links"].append(wrong[0])
+    wrong[1:3], wrong[5] = [1, 0], "T2V_BACKBONE"
+    assert any("link type T2V_BACKBONE does not match input type LATENT" in e for e in check_ui(graph))
+
+
+def test_checker_catches_an_unknown_input_name():
+    graph, prompt = _t2v_basic()
+    prompt["3"]["inputs"]["framez"] = 16
+    assert any("no input named 'framez'" in e for e in check_api(prompt))
+    sampler = next(n for n in graph["nodes"] if n["id"] == 3)
+    sampler["inputs"].append({"name": "framez", "type": "INT", "link": None})
+    assert any("no input named 'framez'" in e for e in check_ui(graph))
+
+
+@pytest.mark.parametrize("node_id, name, value, message", [
+    ("1", "model", "no-such-model", "is not one of"),
+    ("3", "steps", 0, "below the minimum"),
+    ("3", "guidance", 51.0, "above the maximum"),
+    ("3", "frames", "16", "is not INT"),
+    ("6", "format", "avi", "is not one of"),
+])
+def test_checker_catches_bad_widget_values(node_id, name, value, message):
+    graph, prompt = _t2v_basic()
+    prompt[node_id]["inputs"][name] = value
+    assert any(message in e for e in check_api(prompt))
+    node = next(n for n in graph["nodes"] if str(n["id"]) == node_id)
+    slots = workflows.widget_slots(workflows.declaration(node["type"]))
+    node["widgets_values"][slots.index((name, workflows.VALUE))] = value
+    assert any(message in e for e in check_ui(graph))
+
+
+def test_checker_catches_structural_mistakes():
+    graph, prompt = _t2v_basic()
+    del prompt["3"]["inputs"]["conditioning"]
+    prompt["5"]["class_type"] = "CreateVideoo"
+    errors = check_api(prompt)
+    assert any("required input 'conditioning' missing" in e for e in errors)
+    assert any("unknown node type 'CreateVideoo'" in e for e in errors)
+    sampler = next(n for n in graph["nodes"] if n["id"] == 3)
+    sampler["widgets_values"][7] = "sometimes"  # the seed's control value
+    assert any("control value 'sometimes'" in e for e in check_ui(graph))
+    sampler["widgets_values"].pop()
+    assert any("8 widget values for 9 widgets" in e for e in check_ui(graph))
+
+
+def test_generator_refuses_bad_descriptions():
+    spec = copy.deepcopy(workflow_specs.T2V_BASIC)
+    spec["columns"][2][0]["inputs"]["framez"] = 16
+    with pytest.raises(ValueError, match="framez"):
+        workflows.build(spec)
+    spec = copy.deepcopy(workflow_specs.T2V_BASIC)
+    del spec["columns"][2][0]["inputs"]["conditioning"]
+    with pytest.raises(ValueError, match="conditioning"):
+        workflows.build(spec)
+    spec = copy.deepcopy(workflow_specs.T2V_BASIC)
+    spec["columns"][2][0]["inputs"]["steps"] = (1, 0)
+    with pytest.raises(ValueError, match="steps takes a widget value"):
+        workflows.build(spec)
