@@ -46,7 +46,11 @@ def _tokenize(tokenizer, text: str) -> tuple[torch.Tensor, str | None]:
 
 @torch.no_grad()
 def encode_text(backbone, prompt: str, negative: str = "") -> Conditioning:
-    """Encode both prompts with the backbone's own text encoder (last hidden state, like its pipeline)."""
+    """Encode both prompts with the backbone's own text encoder (last hidden state, like its pipeline).
+
+    The embeddings are kept on the CPU: the host caches them between runs, and the Denoiser moves the
+    few kilobytes to the device per call.
+    """
     notes = []
     embeddings = []
     for label, text in (("prompt", prompt), ("negative prompt", negative)):
@@ -57,5 +61,5 @@ def encode_text(backbone, prompt: str, negative: str = "") -> Conditioning:
             log.warning(note)
             notes.append(note)
         device = next(backbone.text_encoder.parameters()).device
-        embeddings.append(backbone.text_encoder(ids.to(device))[0])
+        embeddings.append(backbone.text_encoder(ids.to(device))[0].cpu())
     return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes), prompt=prompt)

@@ -127,3 +127,15 @@ def test_decode_is_chunk_independent_and_on_cpu(modelscope):
     torch.testing.assert_close(one, many, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="video latent"):
         DecodeVideoLatent().decode(modelscope, {"samples": torch.zeros(1, 4, 8, 8)}, 4)
+
+
+def test_long_prompts_are_cut_and_the_note_says_what_was_dropped(modelscope, caplog):
+    from zeroshot_video.nodes.backbone_nodes import T2VTextEncode
+    long_prompt = " ".join(["the cat"] * 60) + " on the mat"
+    with caplog.at_level("WARNING"):
+        cond = T2VTextEncode().encode(modelscope, long_prompt, "")[0]
+    assert cond.positive.shape[1] == 77 and cond.positive.device.type == "cpu"
+    assert len(cond.notes) == 1 and "on the mat" in cond.notes[0]
+    assert "cut off" in caplog.text
+    short = T2VTextEncode().encode(modelscope, "the cat", "")[0]
+    assert short.notes == ()
