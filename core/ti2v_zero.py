@@ -33,12 +33,12 @@ from typing import Callable
 
 import torch
 
+from . import vae
 from .anchor import check_image, encode_frames
 from .schedule import Schedule
 from .strategies import NoiseInit, Resample
 from .t2v import noise_like
 from .validation import check_frames, check_steps
-from . import vae
 
 
 def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple[int, int]]:
@@ -54,6 +54,27 @@ def check_settings(num_frames: int, steps: int, model_frames: int) -> None:
     if model_frames < 2:
         raise ValueError(f"model_frames must be at least 2 (one conditioning slot plus the new frame), "
                          f"got {model_frames}")
+
+
+def _denoise_clip(denoiser, schedule: Schedule, cond, z: torch.Tensor, queue: torch.Tensor | None,
+                  pairs: list[tuple[int, int]], rounds: int, draw: Callable, tick: Callable) -> torch.Tensor:
+    """Steps 4–5 of the spec for one new frame: per step, the queue ``[B, C, K, h, w]`` (clean latents)
+    noised afresh to t and t' fills the first K slots; R rounds of DDIM t → t', queue back at t', all F
+    frames pushed back to t with fresh noise; then the final DDIM t → t'. ``queue`` None: never replaced."""
+    slots = 0 if queue is None else queue.shape[2]
+    for t, t_next in pairs:
+        if queue is not None:
+            z = torch.cat([schedule.q_sample(queue, t, draw(queue.shape)), z[:, :, slots:]], dim=2)
+            queue_next = schedule.q_sample(queue, t_next, draw(queue.shape)) if rounds else None
+        for r in range(rounds + 1):
+            z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_next)
+            tick()
+            if r == rounds:
+                break
+            if queue is not None:
+                z = torch.cat([queue_next, z[:, :, slots:]], dim=2)
+            z = schedule.renoise(z, t_next, t, draw(z.shape))
+    return z
 
 
 def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch.Tensor, latents: torch.Tensor,
@@ -115,25 +136,19 @@ def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch
         return torch.cat([cache[i] for i in queue], dim=2)
 
     evals = 0
+
+    def tick():
+        nonlocal evals
+        evals += 1
+        if on_step is not None:
+            on_step(evals, total_evals)
+
     for n in range(num_frames):
         c = queue_latents()
         z = draw((c.shape[0], c.shape[1], model_frames, *c.shape[3:]))
         if noise_init.mode == "ddpm_inversion":
             z = torch.cat([z[:, :, :slots], schedule.q_sample(c[:, :, -1:], pairs[0][0], z[:, :, slots:])], dim=2)
-        for t, t_next in pairs:
-            if condition_on_queue:
-                z = torch.cat([schedule.q_sample(c, t, draw(c.shape)), z[:, :, slots:]], dim=2)
-                queue_next = schedule.q_sample(c, t_next, draw(c.shape)) if rounds else None
-            for r in range(rounds + 1):
-                z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_next)
-                evals += 1
-                if on_step is not None:
-                    on_step(evals, total_evals)
-                if r == rounds:
-                    break
-                if condition_on_queue:
-                    z = torch.cat([queue_next, z[:, :, slots:]], dim=2)
-                z = schedule.renoise(z, t_next, t, draw(z.shape))
+        z = _denoise_clip(denoiser, schedule, cond, z, c if condition_on_queue else None, pairs, rounds, draw, tick)
         new = z[:, :, slots:]
         index = given + n
         video[index] = decode(new)[0].to(video.device)
