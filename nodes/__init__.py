@@ -1,12 +1,14 @@
 """ComfyUI node classes of the pack: thin translators over ``core``."""
 from .backbone_nodes import LoadT2VBackbone, T2VTextEncode
 from .t2v_nodes import DecodeVideoLatent, T2VSampler
+from .fifo_nodes import FIFOQueueWithImageEmbed, T2VConditioningAddImage, T2VPromptSchedule
 from .ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
 from .i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
 
 NODE_CLASSES = [LoadT2VBackbone, T2VTextEncode, T2VSampler, DecodeVideoLatent,
                 EncodeAnchorImage, DDPMInvertQueue, ResampleStep, RepeatAndSlideSampler,
-                LoadRewardModel, RewardSelectAnchor, NIVSDSOptimize]
+                LoadRewardModel, RewardSelectAnchor, NIVSDSOptimize,
+                FIFOQueueWithImageEmbed, T2VPromptSchedule, T2VConditioningAddImage]
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in NODE_CLASSES}
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -21,4 +23,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadRewardModel": "Load Reward Model",
     "RewardSelectAnchor": "Reward Select Anchor (I4VGen)",
     "NIVSDSOptimize": "NI-VSDS Optimize (I4VGen)",
+    "FIFOQueueWithImageEmbed": "FIFO Queue with Image Embed (FIFO-Diffusion)",
+    "T2VPromptSchedule": "T2V Prompt Schedule (multi-prompt)",
+    "T2VConditioningAddImage": "T2V Conditioning + Image Embeds",
 }

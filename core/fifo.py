@@ -1,0 +1,312 @@
+"""FIFO-Diffusion: unlimited-length video at constant memory by diagonal denoising (FIFO.md).
+
+A queue of latent frames sits at rising noise levels, one level per slot, head (clean) to tail (noise).
+Every iteration denoises each window of the queue by one level per frame (per-frame timesteps), emits the
+head, and pushes a fresh noise frame in at the tail, so a frame entering at the tail comes out clean
+exactly S iterations later. Levels belong to slots, never to frames, so the labels are the same every
+iteration.
+
+All windows of an iteration read the queue as it was at the start of the iteration, so their order does
+not matter and they run as stacked batches of up to ``window_batch`` windows in one UNet call each.
+Randomness is drawn per iteration for the whole queue in a fixed order, so the result does not depend on
+the batching either.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from . import vae
+from .conditioning import Conditioning
+from .image_tokens import ImageTokens, encode_image_tokens
+from .schedule import Schedule
+from .strategies import NoiseInit
+from .t2v import noise_like
+
+# (first output frame, conditioning from that frame on): the prompt of a long video over time.
+PromptSchedule = Sequence[tuple[int, Conditioning]]
+
+
+@dataclass(frozen=True)
+class FifoPlan:
+    """The queue layout: per-slot levels, per-slot targets and the windows, fixed for a whole run."""
+
+    frames: int  # f, frames per UNet call
+    partitions: int  # n
+    labels: tuple[int, ...]  # per slot, head → tail; non-decreasing
+    targets: tuple[int, ...]  # per slot, the level its update goes to (the next slot's label towards the head)
+    windows: tuple[int, ...]  # first slot of each window, in the order they run
+    write_from: int  # offset inside a window where write-back starts (f/2 with lookahead: second half only)
+    head: int  # slot emitted every iteration (the first slot after the lookahead dummies)
+
+    @property
+    def steps(self) -> int:
+        return self.frames * self.partitions
+
+    @property
+    def length(self) -> int:
+        return len(self.labels)
+
+    @property
+    def warmup(self) -> int:
+        """Emissions before the first kept one: near-copies of base frame 0 from the queue's rising part."""
+        return self.steps - self.frames
+
+
+def check_fifo_shape(frames: int, partitions: int, lookahead: bool, max_frames: int | None = None,
+                     num_train_timesteps: int = 1000) -> None:
+    """The window/partition checks that need no model; ``max_frames`` is the backbone's window limit."""
+    if frames < 1:
+        raise ValueError(f"window_frames must be at least 1, got {frames}")
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    if max_frames is not None and frames > max_frames:
+        raise ValueError(f"window_frames {frames} is longer than this backbone takes in one call ({max_frames} "
+                         f"frames): set window_frames to at most {max_frames}.")
+    if lookahead and frames % 2:
+        raise ValueError(f"lookahead denoising needs an even window_frames (it writes back the second half of "
+                         f"each window); got {frames}. Use {frames + 1} or turn lookahead off.")
+    steps = frames * partitions
+    if steps < 2:
+        raise ValueError("window_frames × partitions must be at least 2: with one step the queue has only the "
+                         "clean head slot and nothing is ever denoised.")
+    if steps > num_train_timesteps:
+        raise ValueError(f"window_frames × partitions = {steps} steps exceeds the {num_train_timesteps} training "
+                         "timesteps: lower partitions.")
+
+
+def fifo_plan(schedule: Schedule, frames: int, partitions: int, lookahead: bool = True,
+              max_frames: int | None = None) -> FifoPlan:
+    """Labels ts = round(linspace(0, 999, S)) ascending, f/2 dummy head slots at ts_0 under lookahead, and
+    the windows tail-first as the reference runs them: n disjoint ones, or 2n half-overlapping ones."""
+    check_fifo_shape(frames, partitions, lookahead, max_frames, schedule.num_train_timesteps)
+    ts = schedule.fifo_timesteps(frames * partitions)
+    dummies = frames // 2 if lookahead else 0
+    labels = (ts[0],) * dummies + tuple(ts)
+    targets = (ts[0],) * dummies + (ts[0],) + tuple(ts[:-1])
+    stride = frames // 2 if lookahead else frames
+    count = 2 * partitions if lookahead else partitions
+    return FifoPlan(frames=frames, partitions=partitions, labels=labels, targets=targets,
+                    windows=tuple(r * stride for r in reversed(range(count))), write_from=dummies, head=dummies)
+
+
+def check_base_clip(latent: torch.Tensor, plan: FifoPlan, channels: int, downsampling: int) -> None:
+    """The base clip must be one f-frame video latent the UNet can take (T2VSampler with f frames)."""
+    if latent.dim() != 5:
+        raise ValueError(f"base_clip is not a video latent (samples shaped {tuple(latent.shape)}): connect the "
+                         "LATENT of a T2VSampler.")
+    batch, c, frames, h, w = latent.shape
+    if batch != 1:
+        raise ValueError(f"base_clip holds {batch} videos; FIFO continues exactly one (batch 1).")
+    if c != channels:
+        raise ValueError(f"base_clip has {c} latent channels, this backbone's UNet takes {channels}: sample the base "
+                         "clip with the same backbone.")
+    if frames != plan.frames:
+        raise ValueError(f"base_clip has {frames} frames but window_frames is {plan.frames}: sample the base clip "
+                         f"with T2VSampler frames = {plan.frames} (and steps = {plan.steps}).")
+    if h % downsampling or w % downsampling:
+        raise ValueError(f"base_clip latent is {h}×{w}; this UNet needs latent sides that are multiples of "
+                         f"{downsampling} (pixel sides multiples of {downsampling * 8}).")
+
+
+def init_queue(schedule: Schedule, plan: FifoPlan, base_clip: torch.Tensor, generator: torch.Generator,
+               noise_init: NoiseInit | None = None) -> torch.Tensor:
+    """The starting queue ``[1, C, L, h, w]``.
+
+    FIFO's own init (``ddpm_inversion``, the default): every slot is a base frame forward-noised to the
+    slot's level with fresh noise — slot i of the S real slots holds base frame max(0, i − (S − f)), so
+    the rising part repeats frame 0 and the last f slots hold the whole clip; the lookahead dummies hold
+    frame 0 at ts_0. Not DDIM inversion, not evenly spread frames: those are different methods.
+    ``gaussian``: every slot plain N(0, I) whatever its level, the ablation that ignores the base clip.
+    """
+    noise = noise_like((1, base_clip.shape[1], plan.length, *base_clip.shape[3:]), generator).to(base_clip.device)
+    if noise_init is not None and noise_init.mode == "gaussian":
+        return noise
+    dummies = plan.head
+    frame_of_slot = [max(0, i - plan.warmup) for i in range(plan.steps)]
+    frames = base_clip[:, :, [0] * dummies + frame_of_slot]
+    return schedule.q_sample(frames, torch.tensor([plan.labels]), noise)
+
+
+def diagonal_step(denoiser: Callable, schedule: Schedule, plan: FifoPlan, queue: torch.Tensor, cond: Conditioning,
+                  *, eta: float, noise: torch.Tensor | None, window_batch: int) -> torch.Tensor:
+    """One iteration's per-frame DDIM update of every window, all reading ``queue`` as it is now.
+
+    Each window writes back only its slots from ``write_from`` on (the second half under lookahead), so
+    every non-dummy slot is written exactly once. ``noise`` is ξ for every slot (eta > 0).
+    """
+    f, w = plan.frames, plan.write_from
+    labels = torch.tensor(plan.labels, device=queue.device)
+    targets = torch.tensor(plan.targets, device=queue.device)
+    out = queue.clone()
+    for first in range(0, len(plan.windows), window_batch):
+        starts = plan.windows[first:first + window_batch]
+        x = torch.cat([queue[:, :, s:s + f] for s in starts])
+        t = torch.stack([labels[s:s + f] for s in starts])  # [windows, f], row b ↔ window b (b-major)
+        eps = denoiser(x, t, cond)
+        written = [slice(s + w, s + f) for s in starts]
+        xi = torch.cat([noise[:, :, sl] for sl in written]) if noise is not None else None
+        stepped = schedule.ddim_step(x[:, :, w:], eps[:, :, w:], t[:, w:],
+                                     torch.stack([targets[sl] for sl in written]), eta, xi)
+        for b, sl in enumerate(written):
+            out[:, :, sl] = stepped[b:b + 1]
+    return out
+
+
+def conditioning_at(cond: Conditioning, prompts: PromptSchedule, frame: int) -> Conditioning:
+    """The conditioning in force when output frame ``frame`` is emitted: the last schedule entry starting at or
+    before it, else ``cond``."""
+    active = cond
+    for start, entry in sorted(prompts, key=lambda item: item[0]):
+        if start <= frame:
+            active = entry
+    return active
+
+
+def check_prompt_schedule(prompts: PromptSchedule) -> None:
+    starts = [start for start, _ in prompts]
+    if any(start < 0 for start in starts):
+        raise ValueError(f"prompt start frames must be >= 0, got {sorted(starts)}")
+    repeated = sorted({s for s in starts if starts.count(s) > 1})
+    if repeated:
+        raise ValueError(f"two prompts of the schedule start at frame {repeated[0]}: give each a different "
+                         "start_frame.")
+
+
+def check_run(num_frames: int, window_batch: int, eta: float, prompts: PromptSchedule = ()) -> None:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+    if window_batch < 1:
+        raise ValueError(f"window_batch must be at least 1, got {window_batch}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be within [0, 1], got {eta}")
+    check_prompt_schedule(prompts)
+
+
+def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Conditioning,
+                base_clip: torch.Tensor, num_frames: int, *, generator: torch.Generator, eta: float = 1.0,
+                window_batch: int = 1, noise_init: NoiseInit | None = None, prompts: PromptSchedule = (),
+                on_frame: Callable[[int, torch.Tensor], None] | None = None,
+                on_step: Callable[[int, int, torch.Tensor], None] | None = None,
+                keep: bool = True) -> torch.Tensor | None:
+    """FIFO over ``denoiser``: N + S − f iterations, the first S − f emissions (warm-up) dropped.
+
+    ``on_frame(i, latent)`` gets kept output frame i as a ``[1, C, 1, h, w]`` latent on the compute device
+    as soon as it is emitted; ``on_step(k, total, queue)`` runs after iteration k's shift. Returns the kept
+    latents ``[1, C, N, h, w]`` on the CPU, or None with ``keep`` off (nothing then grows with N).
+    ``prompts`` switch the conditioning of the whole queue once the kept-frame counter reaches each start.
+    """
+    check_run(num_frames, window_batch, eta, prompts)
+    queue = init_queue(schedule, plan, base_clip, generator, noise_init)
+    device, (channels, *size) = queue.device, (queue.shape[1], *queue.shape[3:])
+    kept = torch.empty(1, channels, num_frames, *size) if keep else None
+    total = num_frames + plan.warmup
+    for k in range(total):
+        index = k - plan.warmup
+        step_cond = conditioning_at(cond, prompts, max(index, 0))
+        xi = noise_like(queue.shape, generator).to(device) if eta > 0 else None
+        queue = diagonal_step(denoiser, schedule, plan, queue, step_cond, eta=eta, noise=xi,
+                              window_batch=window_batch)
+        if index >= 0:
+            head = queue[:, :, plan.head:plan.head + 1]
+            if keep:
+                kept[:, :, index] = head[:, :, 0].cpu()
+            if on_frame is not None:
+                on_frame(index, head)
+        tail = noise_like((1, channels, 1, *size), generator).to(device)
+        queue = torch.cat([queue[:, :, 1:], tail], dim=2)
+        if on_step is not None:
+            on_step(k + 1, total, queue)
+    return kept
+
+
+def seed_image_tokens(backbone, base_clip: torch.Tensor) -> ImageTokens:
+    """seeds/000's seeding: base frame 0 decoded and embedded once, for the whole run (with the gray image's
+    tokens for the unconditional branch)."""
+    first = vae.decode_frames(backbone, base_clip[:, :, :1], chunk=1)
+    return ImageTokens(*encode_image_tokens(backbone, first))
+
+
+def check_image_request(backbone, wanted: bool) -> None:
+    """Image tokens on a backbone without image cross-attention must fail loudly, not run text-only."""
+    if wanted and not backbone.has_image_attention:
+        raise ValueError(f"'{backbone.name}' has no image cross-attention, so FIFO cannot be conditioned on an "
+                         "image embedding: load an SD1.5 model with an AnimateDiff motion adapter, an IP-Adapter and "
+                         "its CLIP image encoder, or turn image seeding off and disconnect image_embeds.")
+
+
+def with_image_tokens(cond: Conditioning, prompts: PromptSchedule, tokens: ImageTokens, scale: float
+                      ) -> tuple[Conditioning, tuple[tuple[int, Conditioning], ...]]:
+    """The same image tokens (and scale) on the conditioning and on every prompt of the schedule."""
+    return (cond.with_image(tokens.tokens, tokens.uncond, scale),
+            tuple((start, c.with_image(tokens.tokens, tokens.uncond, scale)) for start, c in prompts))
+
+
+def stream_folder(root: Path, prefix: str) -> Path:
+    """A new folder ``root/prefix_00001`` (the next free number) for the frames of one run."""
+    base = Path(root) / prefix
+    if Path(prefix).is_absolute() or ".." in Path(prefix).parts or not Path(prefix).name:
+        raise ValueError(f"filename_prefix '{prefix}' must be a relative path inside the output folder "
+                         "(such as fifo/frames), without '..'.")
+    number = 1
+    while (base.parent / f"{base.name}_{number:05d}").exists():
+        number += 1
+    folder = base.parent / f"{base.name}_{number:05d}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_png(frame: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    from .video_io import to_uint8
+    Image.fromarray(to_uint8(frame)).save(path)
+
+
+def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning, base_clip: torch.Tensor,
+               num_frames: int, *, generator: torch.Generator, eta: float = 1.0, window_batch: int = 1,
+               noise_init: NoiseInit | None = None, prompts: PromptSchedule = (), stream_to: Path | None = None,
+               keep_frames: bool = True, on_frame: Callable[[int, torch.Tensor], None] | None = None,
+               on_step: Callable[[int, int, torch.Tensor], None] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """FIFO on a backbone with streaming output: each kept head frame is decoded alone as it is emitted,
+    moved to the CPU, optionally written to ``stream_to`` as ``frame_000000.png`` … (an interrupted run keeps
+    what it made), and handed to ``on_frame(i, image [H, W, 3])``.
+
+    Returns (frames ``[N, H, W, 3]``, latents ``[1, C, N, h, w]``) on the CPU. With ``keep_frames`` off only
+    the last frame and its latent come back, so memory does not grow with N at all (stream them to disk).
+    """
+    frames: torch.Tensor | None = None
+    last: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def emitted(index: int, latent: torch.Tensor) -> None:
+        nonlocal frames, last
+        image = vae.decode_frames(backbone, latent, chunk=1)[0]
+        if keep_frames:
+            if frames is None:
+                frames = torch.empty(num_frames, *image.shape)  # filled in place: no copy of the whole video
+            frames[index] = image
+        else:
+            last = image.unsqueeze(0), latent.cpu()
+        if stream_to is not None:
+            write_png(image, Path(stream_to) / f"frame_{index:06d}.png")
+        if on_frame is not None:
+            on_frame(index, image)
+
+    latents = sample_fifo(denoiser, backbone.schedule, plan, cond, base_clip, num_frames, generator=generator,
+                          eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
+                          on_frame=emitted, on_step=on_step, keep=keep_frames)
+    return (frames, latents) if keep_frames else last
+
+
+def unet_downsampling(backbone) -> int:
+    """How much the UNet shrinks a latent side: latent sides must be multiples of this."""
+    return 2 ** (len(backbone.unet.config.block_out_channels) - 1)
+
+
+def calls_per_iteration(plan: FifoPlan, window_batch: int) -> int:
+    return math.ceil(len(plan.windows) / window_batch)

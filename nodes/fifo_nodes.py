@@ -1,0 +1,181 @@
+"""FIFO-Diffusion nodes: unlimited-length video from a base clip, optionally image-embedding conditioned."""
+from __future__ import annotations
+
+import torch
+
+from ..core import fifo
+from ..core.image_tokens import ImageTokens
+from . import comfy_glue as glue
+from .inputs import FLOAT, INT, LINK, SEED, STRING, generator
+from .t2v_nodes import guided_denoiser
+
+CATEGORY = "zero-shot video"
+
+
+def BOOLEAN(default: bool, tooltip: str):
+    return ("BOOLEAN", {"default": default, "tooltip": tooltip})
+
+
+class FIFOQueueWithImageEmbed:
+    DESCRIPTION = (
+        "FIFO-Diffusion: any number of frames at constant memory. A queue of frames at rising noise levels is "
+        "denoised diagonally (each frame its own timestep); every step one clean frame leaves the head and fresh "
+        "noise enters the tail. Starts from a base clip that T2VSampler must have sampled with the SAME backbone, "
+        "frames = window_frames and steps = window_frames × partitions (the steps cannot be checked from the "
+        "latent: a different count gives a worse start). The first S − f emitted frames are warm-up and dropped. "
+        "Image embedding (AnimateDiff + IP-Adapter): seed from the base clip's first frame, or connect image_embeds "
+        "(image-to-video; sample the base clip from the same tokens via T2VConditioningAddImage). Frames are "
+        "decoded one by one as they come out and can be written to disk as they come.")
+    RETURN_TYPES = ("IMAGE", "LATENT")
+    RETURN_NAMES = ("frames", "latent")
+    OUTPUT_TOOLTIPS = (
+        "The num_frames output frames [N, H, W, 3] (only the last one with keep_frames off).",
+        "Their latents, samples [1, channels, N, h, w] (only the last one with keep_frames off).")
+    FUNCTION = "generate"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "backbone": LINK("T2V_BACKBONE", "The video model (the same one that sampled the base clip)."),
+            "conditioning": LINK("T2V_CONDITIONING", "Prompt embeddings from T2VTextEncode: the prompt from the first "
+                                 "frame on (a prompt_schedule switches it later)."),
+            "base_clip": LINK("LATENT", "The starting clip: T2VSampler output with frames = window_frames and steps = "
+                              "window_frames × partitions (S). Its last frames lead into the video."),
+            "num_frames": INT(256, 1, 1_000_000, "N, output frames. Any length: memory does not grow with it (except "
+                              "the returned frames; see keep_frames)."),
+            "window_frames": INT(16, 1, 64, "f, frames per UNet call: the backbone's native clip length (ModelScope/"
+                                 "Zeroscope 16–24, AnimateDiff 16, at most 32). Must equal the base clip's frames."),
+            "partitions": INT(4, 1, 64, "n: the queue spans S = f·n denoising steps (paper: 4). More = better quality, "
+                              "proportionally slower (2n windows per frame with lookahead)."),
+            "lookahead": BOOLEAN(True, "Lookahead denoising (paper default): half-overlapping windows, each writing "
+                                 "back only its second half, so every frame is denoised with clean context ahead. "
+                                 "Twice the UNet calls."),
+            "eta": FLOAT(1.0, 0.0, 1.0, "DDIM stochasticity per step (FIFO's default 1.0; 0 = deterministic)."),
+            "guidance": FLOAT(12.0, 0.0, 50.0, "Classifier-free guidance scale (paper: 12).", step=0.1),
+            "seed": SEED(),
+            "window_batch": INT(1, 1, 256, "Windows stacked into one UNet call (all windows of a step read the same "
+                                "state, so the result does not depend on it). 1 = least memory, the reference's "
+                                "order; ≥ 2·partitions = one call per frame, fastest on a GPU with memory to spare."),
+        }, "optional": {
+            "noise_init": LINK("NOISE_INIT", "From DDPMInvertQueue. ddpm_inversion (also when unconnected) = FIFO's "
+                               "own queue init: base frames forward-noised to each slot's level. gaussian = every slot "
+                               "plain noise, ignoring the base clip (ablation)."),
+            "image_embeds": LINK("IMAGE_EMBEDS", "Image tokens from EncodeAnchorImage (image-to-video): they condition "
+                                 "every step. Needs an AnimateDiff + IP-Adapter backbone."),
+            "seed_image_from_base_clip": BOOLEAN(False, "Image-embedding seeding (seeds/000): the base clip's first "
+                                                 "frame is decoded and embedded once and conditions the whole run "
+                                                 "(unconditional branch: a gray image). Needs an IP-Adapter backbone; "
+                                                 "sample the base clip text-only."),
+            "image_scale": FLOAT(1.0, 0.0, 2.0, "Strength of the image cross-attention during FIFO (0 = text only)."),
+            "prompt_schedule": LINK("PROMPT_SCHEDULE", "Later prompts from T2VPromptSchedule nodes: each takes over the "
+                                    "whole queue once its start frame is reached."),
+            "stream_to_disk": BOOLEAN(False, "Write every frame as a PNG into output/<filename_prefix>_NNNNN/ the "
+                                      "moment it is made, so an interrupted long run keeps its frames."),
+            "filename_prefix": STRING("Output subfolder prefix for stream_to_disk.", "fifo/frames", multiline=False),
+            "keep_frames": BOOLEAN(True, "Return all frames. Off (needs stream_to_disk): only the last frame is "
+                                   "returned and memory stays flat however long the video."),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, window_frames=None, partitions=None, lookahead=None):
+        if None in (window_frames, partitions, lookahead):
+            return True  # linked: checked when the node runs
+        try:
+            fifo.check_fifo_shape(window_frames, partitions, lookahead)
+        except ValueError as error:
+            return str(error)
+        return True
+
+    def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
+                 guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,
+                 image_scale=1.0, prompt_schedule=None, stream_to_disk=False, filename_prefix="fifo/frames",
+                 keep_frames=True):
+        model = backbone.ready()
+        plan = fifo.fifo_plan(model.schedule, window_frames, partitions, lookahead, model.max_frames)
+        latent = base_clip["samples"]
+        fifo.check_base_clip(latent, plan, model.unet.config.in_channels, fifo.unet_downsampling(model))
+        prompts = tuple(prompt_schedule or ())
+        fifo.check_run(num_frames, window_batch, eta, prompts)
+        carried = conditioning.image is not None
+        fifo.check_image_request(model, seed_image_from_base_clip or image_embeds is not None or carried
+                                 or any(c.image is not None for _, c in prompts))
+        if seed_image_from_base_clip and (image_embeds is not None or carried):
+            raise ValueError("seed_image_from_base_clip takes the image tokens from the base clip, but image tokens "
+                             "are also given (image_embeds, or a conditioning from T2VConditioningAddImage): turn "
+                             "seeding off for image-to-video, or disconnect them for seeding.")
+        if not keep_frames and not stream_to_disk:
+            raise ValueError("keep_frames is off and stream_to_disk is off: the frames would be lost. Turn one on.")
+        base = latent.to(model.device, torch.float32)
+        if seed_image_from_base_clip:
+            tokens = fifo.seed_image_tokens(model, base)
+        elif image_embeds is not None:
+            tokens = image_embeds
+        else:
+            tokens = ImageTokens(conditioning.image, conditioning.image_uncond) if carried else None
+        cond = conditioning
+        if tokens is not None:
+            cond, prompts = fifo.with_image_tokens(conditioning, prompts, tokens, image_scale)
+        folder = fifo.stream_folder(glue.output_folder(), filename_prefix) if stream_to_disk else None
+        progress = glue.Progress(num_frames + plan.warmup)
+        preview = {}
+
+        def on_step(k, total, queue):
+            progress.update(k, preview.pop("frame", None))
+
+        frames, latents = fifo.fifo_video(
+            model, guided_denoiser(model, guidance), plan, cond, base, num_frames, generator=generator(seed), eta=eta,
+            window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
+            keep_frames=keep_frames, on_frame=lambda i, image: preview.update(frame=image), on_step=on_step)
+        return frames.to(glue.output_device()), {"samples": latents.to(glue.output_device())}
+
+
+class T2VPromptSchedule:
+    DESCRIPTION = ("One entry of a multi-prompt schedule for FIFOQueueWithImageEmbed: from start_frame on, this "
+                   "conditioning drives the whole queue. Chain several (each takes the previous one's schedule); the "
+                   "FIFO node's own conditioning covers the frames before the first start.")
+    RETURN_TYPES = ("PROMPT_SCHEDULE",)
+    RETURN_NAMES = ("prompt_schedule",)
+    OUTPUT_TOOLTIPS = ("The schedule so far, for the next T2VPromptSchedule or FIFOQueueWithImageEmbed.",)
+    FUNCTION = "add"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "conditioning": LINK("T2V_CONDITIONING", "The prompt (T2VTextEncode) from start_frame on."),
+            "start_frame": INT(64, 0, 1_000_000, "First output frame of this prompt. Frames already in the queue "
+                                                 "finish under the new prompt, so the change shows gradually."),
+        }, "optional": {
+            "prompt_schedule": LINK("PROMPT_SCHEDULE", "Earlier entries (chain T2VPromptSchedule nodes)."),
+        }}
+
+    def add(self, conditioning, start_frame, prompt_schedule=None):
+        prompts = tuple(prompt_schedule or ()) + ((int(start_frame), conditioning),)
+        fifo.check_prompt_schedule(prompts)
+        return (prompts,)
+
+
+class T2VConditioningAddImage:
+    DESCRIPTION = ("Adds image tokens (EncodeAnchorImage's IMAGE_EMBEDS) to a conditioning, so that T2VSampler "
+                   "samples FIFO's base clip from the same image as the FIFO run (image-to-video). Needs an "
+                   "AnimateDiff + IP-Adapter backbone.")
+    RETURN_TYPES = ("T2V_CONDITIONING",)
+    RETURN_NAMES = ("conditioning",)
+    OUTPUT_TOOLTIPS = ("The conditioning with the image tokens (gray image for the unconditional branch).",)
+    FUNCTION = "add"
+    CATEGORY = CATEGORY
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "conditioning": LINK("T2V_CONDITIONING", "Prompt embeddings from T2VTextEncode."),
+            "image_embeds": LINK("IMAGE_EMBEDS", "Image tokens from EncodeAnchorImage."),
+            "image_scale": FLOAT(1.0, 0.0, 2.0, "Strength of the image cross-attention (0 = text only)."),
+        }}
+
+    def add(self, conditioning, image_embeds, image_scale):
+        if image_embeds is None:
+            raise ValueError("image_embeds is empty: EncodeAnchorImage only makes image tokens on a backbone with "
+                             "image cross-attention (load an IP-Adapter and its CLIP image encoder).")
+        return (conditioning.with_image(image_embeds.tokens, image_embeds.uncond, image_scale),)
