@@ -92,7 +92,7 @@ class RewardSelectAnchor:
             "steps": INT(25, 1, 1000, "DDIM steps for each candidate: the video sampler's own grid."),
             "guidance": FLOAT(7.5, 0.0, 50.0, "Classifier-free guidance scale: the same as the video sampler's.",
                               step=0.1),
-            "seed": SEED("Seed of the candidates' noise: use the video sampler's seed to pick among its frames' noise."),
+            "seed": SEED("Seed of the candidates' noise; the video sampler's seed makes candidate i its frame i's noise."),
             "num_candidates": INT(0, 0, 1024, "How many candidates to sample; 0 = one per frame (the paper's N = F). "
                                               "Ignored when candidate images are connected."),
         }, "optional": {
