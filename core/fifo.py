@@ -13,7 +13,6 @@ the batching either.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -306,7 +305,3 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
 def unet_downsampling(backbone) -> int:
     """How much the UNet shrinks a latent side: latent sides must be multiples of this."""
     return 2 ** (len(backbone.unet.config.block_out_channels) - 1)
-
-
-def calls_per_iteration(plan: FifoPlan, window_batch: int) -> int:
-    return math.ceil(len(plan.windows) / window_batch)

@@ -418,3 +418,18 @@ def test_image_to_video_uses_the_given_tokens_for_base_clip_and_loop(animatediff
         fifo_node(animatediff_ip, base, image_embeds=tokens, seed_image_from_base_clip=True)
     with pytest.raises(ValueError, match="image_embeds is empty"):
         T2VConditioningAddImage().add(text(animatediff_ip), None, 1.0)
+
+
+def test_demo_method_fifo(models_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from zeroshot_video.core.cli import main
+    out = tmp_path / "fifo.webp"
+    model = str(models_dir / "diffusers" / standin_models.MODELSCOPE)
+    common = ["demo", "--method", "fifo", "--model", model, "--frames", "3", "--partitions", "2"]
+    assert main(common + ["--window-frames", "2", "--out", str(out)]) == 0
+    assert "2 warm-up iterations dropped" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.n_frames == 3
+    assert main(common + ["--window-frames", "3", "--out", str(out)]) == 2
+    assert "even window_frames" in capsys.readouterr().err
