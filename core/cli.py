@@ -14,9 +14,8 @@ from typing import Callable
 
 import torch
 
-from . import fifo, standin_models, ti2v_zero, vae
+from . import fifo, i4vgen, standin_models, ti2v_zero, vae
 from .anchor import make_anchor
-from . import i4vgen
 from .backbone import load_backbone, resolve_dtype
 from .conditioning import encode_text
 from .denoiser import Denoiser
