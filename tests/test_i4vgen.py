@@ -433,3 +433,19 @@ def test_nivsds_refuses_image_latents(modelscope):
     cond = encode_text(modelscope.ready(), PROMPT)
     with pytest.raises(ValueError, match="video latent"):
         NIVSDSOptimize().optimize(modelscope, cond, {"samples": torch.zeros(1, 4, 8, 8)}, STEPS, 7.5, 0.6, "1", 0)
+
+
+# --- the demo command ------------------------------------------------------------------------
+def test_demo_runs_the_whole_graph(models_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from zeroshot_video.core.cli import main
+    out = tmp_path / "i4vgen.webp"
+    reward = models_dir / "reward_models" / standin_models.REWARD_MODEL
+    model = models_dir / "diffusers" / standin_models.MODELSCOPE
+    assert main(["demo", "--method", "i4vgen", "--model", str(model), "--frames", "2", "--steps", "2",
+                 "--reward-model", str(reward), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "candidate 1:" in printed and "<- anchor" in printed
+    with Image.open(out) as image:
+        assert image.n_frames == 2
