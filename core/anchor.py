@@ -44,6 +44,12 @@ def check_image(images: torch.Tensor, what: str = "image") -> None:
         raise ValueError(f"The {what} is empty (shape {tuple(images.shape)}).")
 
 
+def gradient_image(width: int, height: int) -> torch.Tensor:
+    """A synthetic start frame, IMAGE ``[1, H, W, 3]``, for demos and benchmarks that have no image file."""
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    return torch.stack([xs, ys, 1 - xs], dim=-1).unsqueeze(0)
+
+
 def to_pixels(images: torch.Tensor) -> torch.Tensor:
     """IMAGE ``[N, H, W, 3]`` in 0..1 → VAE input ``[N, 3, H, W]`` in [−1, 1]."""
     return (images.permute(0, 3, 1, 2) * 2 - 1).contiguous()

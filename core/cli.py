@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from . import fifo, i4vgen, standin_models, ti2v_zero, vae
-from .anchor import make_anchor
+from .anchor import gradient_image, make_anchor
 from .backbone import load_backbone, resolve_dtype
 from .conditioning import encode_text
 from .denoiser import Denoiser
@@ -44,8 +44,7 @@ def _start_image(path: str | None, width: int, height: int) -> torch.Tensor:
     """IMAGE ``[1, H, W, 3]`` from a file, or a synthetic colour gradient when no file is given."""
     if path is None:
         print("No --image given: using a synthetic colour-gradient image as the first frame.")
-        ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
-        return torch.stack([xs, ys, 1 - xs], dim=-1).unsqueeze(0)
+        return gradient_image(width, height)
     import numpy as np
     from PIL import Image
     with Image.open(path) as image:
