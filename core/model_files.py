@@ -15,6 +15,11 @@ from .backbone import ModelFileError
 MAX_DEPTH = 4
 
 
+def _is_model_folder(path: Path) -> bool:
+    """A folder that is one model as a whole: its files are not listed on their own."""
+    return (path / "model_index.json").is_file() or (path / "config.json").is_file()
+
+
 def _walk(root: Path, depth: int = 0):
     try:
         entries = sorted(root.iterdir())
@@ -22,7 +27,7 @@ def _walk(root: Path, depth: int = 0):
         return
     for entry in entries:
         yield entry
-        if entry.is_dir() and depth < MAX_DEPTH and not (entry / "model_index.json").is_file():
+        if entry.is_dir() and depth < MAX_DEPTH and not _is_model_folder(entry):
             yield from _walk(entry, depth + 1)
 
 

@@ -111,3 +111,8 @@ def test_auto_dtype_is_fp32_on_cpu_and_half_on_gpu():
     from zeroshot_video.core.backbone import resolve_dtype
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
+
+
+def test_files_inside_a_model_folder_are_not_listed_as_models():
+    assert not [name for name in _options("motion_adapter") if "/" in name]
+    assert not [name for name in _options("model") if "/" in name]
