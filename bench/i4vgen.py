@@ -31,7 +31,7 @@ FRAMES, SIDE, STEPS, GUIDANCE, P, P_RE = 16, 128, 25, 7.5, i4vgen.DEFAULT_P, 1.0
 PROMPT = "a red panda eating bamboo"
 STAGES = ("plain", "select", "nivsds", "regenerate")
 ROUNDS = 2
-NOTE = ("calls and decoded frames are exact counts; seconds are the faster of ROUNDS interleaved rounds on "
+NOTE = (f"calls and decoded frames are exact counts; seconds are the faster of {ROUNDS} interleaved rounds on "
         "the CPU, which may be shared with other jobs (then they carry noise of tens of percent)")
 
 
