@@ -46,8 +46,8 @@ class FIFOQueueWithImageEmbed:
                               "the returned frames; see keep_frames)."),
             "window_frames": INT(16, 1, 64, "f, frames per UNet call: the backbone's native clip length (ModelScope/"
                                  "Zeroscope 16–24, AnimateDiff 16, at most 32). Must equal the base clip's frames."),
-            "partitions": INT(4, 1, 64, "n: the queue spans S = f·n denoising steps (paper: 4). More = better quality, "
-                              "proportionally slower (2n windows per frame with lookahead)."),
+            "partitions": INT(4, 1, 64, "n: the queue spans S = f·n denoising steps (paper: 4). More = better "
+                              "quality, proportionally slower (2n windows per frame with lookahead)."),
             "lookahead": BOOLEAN(True, "Lookahead denoising (paper default): half-overlapping windows, each writing "
                                  "back only its second half, so every frame is denoised with clean context ahead. "
                                  "Twice the UNet calls."),
@@ -56,7 +56,8 @@ class FIFOQueueWithImageEmbed:
             "seed": SEED(),
             "window_batch": INT(1, 1, 256, "Windows stacked into one UNet call (all windows of a step read the same "
                                 "state, so the result does not depend on it). 1 = least memory, the reference's "
-                                "order; ≥ 2·partitions = one call per frame, fastest on a GPU with memory to spare."),
+                                "order; ≥ 2·partitions = one call per frame, fastest on a GPU with memory to "
+                                "spare."),
         }, "optional": {
             "noise_init": LINK("NOISE_INIT", "From DDPMInvertQueue. ddpm_inversion (also when unconnected) = FIFO's "
                                "own queue init: base frames forward-noised to each slot's level. gaussian = every slot "
@@ -68,8 +69,8 @@ class FIFOQueueWithImageEmbed:
                                                  "(unconditional branch: a gray image). Needs an IP-Adapter backbone; "
                                                  "sample the base clip text-only."),
             "image_scale": FLOAT(1.0, 0.0, 2.0, "Strength of the image cross-attention during FIFO (0 = text only)."),
-            "prompt_schedule": LINK("PROMPT_SCHEDULE", "Later prompts from T2VPromptSchedule nodes: each takes over the "
-                                    "whole queue once its start frame is reached."),
+            "prompt_schedule": LINK("PROMPT_SCHEDULE", "Later prompts from T2VPromptSchedule nodes: each takes over "
+                                    "the whole queue once its start frame is reached."),
             "stream_to_disk": BOOLEAN(False, "Write every frame as a PNG into output/<filename_prefix>_NNNNN/ the "
                                       "moment it is made, so an interrupted long run keeps its frames."),
             "filename_prefix": STRING("Output subfolder prefix for stream_to_disk.", "fifo/frames", multiline=False),

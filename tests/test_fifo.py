@@ -408,7 +408,8 @@ def test_image_seeding_encodes_once_with_gray_uncond_and_scale_zero_is_text_only
 
 def test_image_to_video_uses_the_given_tokens_for_base_clip_and_loop(animatediff_ip):
     model = animatediff_ip.ready()
-    tokens = ImageTokens(*encode_image_tokens(model, torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))))
+    image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    tokens = ImageTokens(*encode_image_tokens(model, image))
     with_image = T2VConditioningAddImage().add(text(animatediff_ip), tokens, 1.0)[0]
     base = base_latent(animatediff_ip, conditioning=with_image)
     from_embeds, _ = fifo_node(animatediff_ip, base, image_embeds=tokens)
