@@ -3,7 +3,11 @@ behaviour: model folders under ``$ZEROSHOT_VIDEO_MODELS`` (default ``./models``)
 no progress bar, no interrupt."""
 from __future__ import annotations
 
+import base64
+import io
 import os
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -77,22 +81,109 @@ def output_folder() -> Path:
     return Path(folder_paths.get_output_directory()) if IN_COMFYUI else Path("output")
 
 
+def _pil(image: torch.Tensor):
+    from PIL import Image
+    return Image.fromarray((image.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy())
+
+
+# The websocket events js/zeroshot_video_preview.js listens to.
+FRAMES_EVENT, DONE_EVENT = "zeroshot_video.frames", "zeroshot_video.done"
+
+
+class FrameStream:
+    """A sampler's new frames on their way to the browser, as small JPEGs on ComfyUI's websocket.
+
+    A small model emits frames far faster than a browser wants messages, so sending is throttled: at most
+    ``rate`` messages a second, each carrying every frame made since the previous message. No frame is
+    dropped (the node's preview ends up holding the whole video), the newest frame arrives within 1/rate s
+    (a timer sends what waits, even when the sampler's next frame is minutes away), and the last frame goes
+    out at once followed by a done event. ``send(event, data)`` must be thread-safe."""
+
+    def __init__(self, send, meta: dict, rate: float = 4.0, size: int = 256, quality: int = 75,
+                 clock=time.monotonic, timer=threading.Timer):
+        self.send, self.meta, self.interval = send, meta, 1.0 / rate
+        self.size, self.quality, self.clock, self.make_timer = size, quality, clock, timer
+        self.lock = threading.Lock()
+        self.pending: list[dict] = []
+        self.sent_at, self.timer, self.count = None, None, 0
+
+    def jpeg(self, image: torch.Tensor) -> str:
+        picture = _pil(image)
+        picture.thumbnail((self.size, self.size))
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=self.quality)
+        return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+    def add(self, index: int, image: torch.Tensor, last: bool) -> None:
+        data = self.jpeg(image)
+        with self.lock:
+            self.pending.append({"index": int(index), "image": data})
+            self.count += 1
+            wait = 0.0 if self.sent_at is None else self.sent_at + self.interval - self.clock()
+            if last or wait <= 0:
+                self._send_pending()
+                if last:
+                    self.send(DONE_EVENT, {**self.meta, "frames": self.count})
+            elif self.timer is None:
+                self.timer = self.make_timer(wait, self.flush)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.pending:
+            self.send(FRAMES_EVENT, {**self.meta, "frames": self.pending})
+            self.pending, self.sent_at = [], self.clock()
+
+
+def _frame_stream() -> FrameStream | None:
+    """A stream to the client that queued the running prompt, addressed to the executing node (found as
+    ComfyUI's own progress hook finds it); None when no browser is connected to watch."""
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:
+        return None
+    server = getattr(PromptServer, "instance", None)
+    if server is None or not (server.sockets if server.client_id is None else server.client_id in server.sockets):
+        return None
+    context = get_executing_context()
+    node = context.node_id if context is not None else server.last_node_id
+    prompt = context.prompt_id if context is not None else server.last_prompt_id
+    client = server.client_id
+    return FrameStream(lambda event, data: server.send_sync(event, data, client), {"node": node, "prompt_id": prompt})
+
+
 class Progress:
-    """Progress bar with an optional preview image (``[H, W, 3]`` float 0..1)."""
+    """Progress bar with an optional preview image (``[H, W, 3]`` float 0..1), and the live animated
+    preview of the frames a sampler emits (js/zeroshot_video_preview.js)."""
 
     def __init__(self, total: int):
         self.total = max(1, int(total))
         self.bar = comfy.utils.ProgressBar(self.total) if IN_COMFYUI else None
+        self.stream = _frame_stream() if IN_COMFYUI else None
+        self.streaming = False
 
     def update(self, value: int, preview: torch.Tensor | None = None) -> None:
+        """Once frames stream to the animated preview, preview images are left out: the node would
+        otherwise show each frame twice, the second time as ComfyUI's still preview under the animation."""
         if self.bar is None:
             return
-        image = None
-        if preview is not None:
-            from PIL import Image
-            pixels = (preview.detach().float().clamp(0, 1) * 255).round().byte().cpu().numpy()
-            image = ("JPEG", Image.fromarray(pixels), 512)
+        image = None if preview is None or self.streaming else ("JPEG", _pil(preview), 512)
         self.bar.update_absolute(min(value, self.total), self.total, image)
+
+    def frame(self, index: int, image: torch.Tensor, count: int) -> None:
+        """Frame ``index`` (``[H, W, 3]``) of the ``count``-frame video the node is making has just been
+        made: it is shown on the node at once, and the one at ``count - 1`` ends the preview's run."""
+        if self.stream is not None:
+            self.streaming = True
+            self.stream.add(index, image, last=index == count - 1)
 
 
 class LoadedBackbone:

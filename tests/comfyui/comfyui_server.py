@@ -1,10 +1,20 @@
-"""A real ComfyUI server for tier-2 tests, and the few HTTP calls the tests make (stdlib only, loopback)."""
+"""A real ComfyUI server for tier-2 and browser tests, and the few HTTP calls the tests make (stdlib only,
+loopback).
+
+ComfyUI comes from ``COMFYUI_DIR`` and runs with ``COMFYUI_PYTHON``, else ``$COMFYUI_DIR/../venv-comfy/bin/python``
+when it exists (the layout shared/tools/comfy_host.sh makes), else this interpreter. Its base directory is
+temporary: custom_nodes/ links this repository as ``comfyui-zeroshot-video``, models/ holds the stand-ins
+written by ``python -m zeroshot_video make-test-models``, and input/ the images the shipped workflows load,
+so nothing in the checkout changes.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -12,6 +22,11 @@ import urllib.request
 from pathlib import Path
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[2]
+PACK_NAME = "comfyui-zeroshot-video"
+API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
+NO_COMFYUI = ("set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON to its python) to run the pack inside "
+              "a real ComfyUI")
 
 
 def free_port() -> int:
@@ -99,3 +114,61 @@ class ComfyUIServer:
             time.sleep(0.5)
         self.request("POST", "/interrupt", {"prompt_id": prompt_id})
         raise AssertionError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")
+
+
+def comfyui_python(comfy_dir: Path) -> str:
+    if os.environ.get("COMFYUI_PYTHON"):
+        return os.environ["COMFYUI_PYTHON"]
+    venv = comfy_dir.parent / "venv-comfy" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def write_input_images(input_dir: Path) -> None:
+    """Every image a LoadImage node of a shipped workflow names, as a small gradient."""
+    from PIL import Image
+    input_dir.mkdir(parents=True, exist_ok=True)
+    for path in API_FILES:
+        for node in json.loads(path.read_text()).values():
+            if node["class_type"] == "LoadImage" and not (input_dir / node["inputs"]["image"]).exists():
+                image = Image.linear_gradient("L").resize((256, 256)).convert("RGB")
+                image.save(input_dir / node["inputs"]["image"])
+
+
+def pack_server(comfy_dir: Path, base: Path) -> ComfyUIServer:
+    """A server (not started) for the ComfyUI checkout ``comfy_dir``, with ``base`` (an empty folder) made
+    its base directory: this pack, the stand-in models and the input images."""
+    comfy_dir = Path(comfy_dir).resolve()
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
+    subprocess.run([sys.executable, "-m", "zeroshot_video", "make-test-models", str(base / "models")],
+                   check=True, capture_output=True)
+    write_input_images(base / "input")
+    return ComfyUIServer(comfy_dir, comfyui_python(comfy_dir), base)
+
+
+_session = {"server": None, "users": 0}
+
+
+@contextlib.contextmanager
+def shared_server(tmp_path_factory):
+    """The test session's one server: the first fixture to ask starts it, the last to finish stops it, so
+    tier-2 and browser tests run in one session share a server. Skips (saying why) without COMFYUI_DIR."""
+    import pytest
+    if not os.environ.get("COMFYUI_DIR"):
+        pytest.skip(NO_COMFYUI)
+    if _session["server"] is None:
+        server = pack_server(Path(os.environ["COMFYUI_DIR"]), tmp_path_factory.mktemp("comfyui-base"))
+        try:
+            server.start()
+        except BaseException:
+            server.stop()
+            raise
+        _session["server"] = server
+    _session["users"] += 1
+    try:
+        yield _session["server"]
+    finally:
+        _session["users"] -= 1
+        if not _session["users"]:
+            _session["server"].stop()
+            _session["server"] = None

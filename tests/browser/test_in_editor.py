@@ -1,0 +1,126 @@
+"""The shipped workflows in ComfyUI's real frontend (the editor a user opens them in), and the live animated
+preview of js/zeroshot_video_preview.js during a real run.
+
+Every UI workflow is loaded with the page's own ``app.loadGraphData``; no node type may be missing and every
+widget must hold the value the file gives it; the frontend's own ``app.graphToPrompt`` must produce the
+committed API file (seed values aside); queued from the page, it must run to success.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from zeroshot_video import NODE_CLASS_MAPPINGS
+from zeroshot_video.core import standin_models as models
+
+ROOT = Path(__file__).resolve().parents[2]
+UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
+sys.path.insert(0, str(ROOT / "tools"))
+import workflows  # noqa: E402
+
+pytestmark = pytest.mark.comfyui
+
+# Samplers whose new frames feed the live preview (nodes/comfy_glue.py, Progress.frame).
+STREAMING_SAMPLERS = ("RepeatAndSlideSampler", "FIFOQueueWithImageEmbed")
+# Used while no shipped workflow has a streaming sampler: TI2V-Zero at the stand-ins' size, slow enough on a
+# CPU (a few UNet calls per frame) that frames arrive over several of the stream's throttle intervals.
+PREVIEW_FALLBACK = {
+    "name": "preview_probe", "note": "TI2V-Zero on the stand-in model, for the live preview test.",
+    "columns": [
+        [{"id": 1, "type": "LoadT2VBackbone",
+          "inputs": {"model": models.MODELSCOPE, "motion_adapter": "none", "dtype": "auto"}},
+         {"id": 2, "type": "LoadImage", "inputs": {"image": "preview_anchor.png"}}],
+        [{"id": 3, "type": "T2VTextEncode", "inputs": {"backbone": (1, 0), "prompt": "a cat", "negative_prompt": ""}},
+         {"id": 4, "type": "EncodeAnchorImage",
+          "inputs": {"backbone": (1, 0), "image": (2, 0), "width": 64, "height": 64}}],
+        [{"id": 5, "type": "RepeatAndSlideSampler",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "anchor": (4, 0), "num_frames": 6,
+                     "model_frames": 4, "steps": 2, "guidance": 9.0, "seed": 1}}],
+        [{"id": 6, "type": "CreateVideo", "inputs": {"images": (5, 0), "fps": 8}},
+         {"id": 7, "type": "SaveVideo", "inputs": {"video": (6, 0), "filename_prefix": "tests/preview",
+                                                   "format": "mp4", "codec": "h264"}}],
+    ],
+}
+
+
+def _without_seeds(prompt: dict) -> dict:
+    return {node_id: {**node, "inputs": {name: ("<seed>" if name in workflows.SEED_NAMES else value)
+                                         for name, value in node["inputs"].items()}}
+            for node_id, node in prompt.items()}
+
+
+@pytest.fixture(scope="module")
+def editor_runs(browser, comfyui):
+    request = {"url": comfyui.url, "timeout_s": 900,
+               "workflows": [{"name": p.stem, "graph": json.loads(p.read_text())} for p in UI_FILES]}
+    result, logged = browser.run("workflows", request)
+    return {run["name"]: run for run in result["workflows"]}, logged
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_workflow_opens_with_every_node_and_value(editor_runs, path):
+    runs, logged = editor_runs
+    run, graph = runs[path.stem], json.loads(path.read_text())
+    assert not run["missing"] and not run["unregistered"], (run["missing"], run["unregistered"], logged)
+    for node in graph["nodes"]:
+        assert run["widgets"][str(node["id"])] == node.get("widgets_values", []), \
+            f"node {node['id']} ({node['type']}): the editor holds other widget values than the file"
+    assert not run["invalid_combos"], run["invalid_combos"]
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_frontend_conversion_matches_the_api_file(editor_runs, path):
+    committed = json.loads((ROOT / "workflows" / "api" / path.name).read_text())
+    assert _without_seeds(editor_runs[0][path.stem]["prompt"]) == _without_seeds(committed)
+
+
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_workflow_queued_from_the_editor_succeeds(editor_runs, comfyui, path):
+    run = editor_runs[0][path.stem]
+    assert not run["node_errors"], run["node_errors"]
+    assert run["status"] == "execution_success", f"{run['node_type']}: {run['message']}\n{comfyui.log_tail()}"
+
+
+def _streams(class_type: str) -> bool:
+    cls = NODE_CLASS_MAPPINGS[class_type]
+    return ".frame(" in inspect.getsource(getattr(cls, cls.FUNCTION))
+
+
+def _preview_graph(comfyui) -> tuple[dict, dict]:
+    """(UI graph, its streaming sampler node): a shipped workflow's when one has such a sampler."""
+    for path in UI_FILES:
+        graph = json.loads(path.read_text())
+        for node in graph["nodes"]:
+            if node["type"] in STREAMING_SAMPLERS and _streams(node["type"]):
+                return graph, node
+    if not _streams("RepeatAndSlideSampler"):
+        pytest.skip("no sampler streams frames yet: neither RepeatAndSlideSampler nor FIFOQueueWithImageEmbed "
+                    "calls Progress.frame")
+    from PIL import Image
+    Image.radial_gradient("L").convert("RGB").save(comfyui.base / "input" / "preview_anchor.png")
+    graph, _ = workflows.build(PREVIEW_FALLBACK)
+    return graph, next(n for n in graph["nodes"] if n["type"] == "RepeatAndSlideSampler")
+
+
+def test_live_preview_grows_during_the_run_and_holds_every_frame(browser, comfyui):
+    graph, node = _preview_graph(comfyui)
+    slots = workflows.widget_slots(workflows.declaration(node["type"]))
+    values = {name: value for (name, role), value in zip(slots, node["widgets_values"]) if role == workflows.VALUE}
+    # Another seed than the file's: the same prompt may have run on this server already and be cached.
+    result, logged = browser.run("preview", {"url": comfyui.url, "graph": graph, "node": node["id"],
+                                             "seed": values["seed"] + 1, "timeout_s": 900})
+    assert result["status"] == "execution_success", f"{result}\n{logged}\n{comfyui.log_tail()}"
+    during = [s for s in result["samples"] if not s["finished"] and s["frames"]]
+    counts = [s["frames"] for s in during]
+    assert counts == sorted(counts), counts
+    assert len(set(counts)) >= 2, f"the preview's frame count did not grow during the run: {result['samples']}"
+    assert any(s["shown"] and s["live"] for s in during), "no live preview was shown on the node during the run"
+    after = result["after"]
+    emitted = values["num_frames"]
+    assert after["frames"] == emitted == after["expected"], after
+    assert len(set(after["indices"])) == emitted and after["indices"] == sorted(after["indices"]), after
+    assert after["shown"] and after["live"] is False, after
