@@ -53,16 +53,10 @@ class FramePreview {
                                      { serialize: false, hideOnZoom: false });
     widget.serialize = false;
     widget.computeLayoutSize = () => ({ minHeight: MIN_HEIGHT, minWidth: 0 });
-    this.widget = widget;
     const size = node.computeSize();
     node.setSize([Math.max(node.size[0], size[0]), Math.max(node.size[1], size[1])]);
 
     this.timer = setInterval(() => this.advance(), 1000 / PLAYBACK_FPS);
-    const onRemoved = node.onRemoved;
-    node.onRemoved = function () {
-      clearInterval(this.zeroshotPreview?.timer);
-      return onRemoved?.apply(this, arguments);
-    };
   }
 
   // A new run replaces the previous run's frames.
@@ -96,7 +90,9 @@ class FramePreview {
   }
 
   advance() {
-    if (this.frames.length > 1) this.show((this.position + 1) % this.frames.length);
+    // Stop once the node has left its graph: deleted, or another workflow opened.
+    if (this.node.graph?.getNodeById(this.node.id) !== this.node) clearInterval(this.timer);
+    else if (this.frames.length > 1) this.show((this.position + 1) % this.frames.length);
   }
 
   show(position) {
