@@ -1,7 +1,8 @@
 """``python -m zeroshot_video``: the pack's jobs without ComfyUI.
 
 - ``demo``: generate a short video end to end (a tiny random backbone unless ``--model`` is given);
-- ``make-test-models DIR``: write the tiny stand-in models under the names the shipped workflows use.
+- ``make-test-models DIR``: write the tiny stand-in models under the names the shipped workflows use;
+- ``submit WORKFLOW_API.json``: queue a workflow on a running ComfyUI server (``client.py``, stdlib only).
 """
 from __future__ import annotations
 
@@ -191,14 +192,19 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("make-test-models", help="write tiny random stand-in models into a ComfyUI models folder")
     m.add_argument("models_dir")
     m.set_defaults(run=make_test_models)
+    from .. import client  # stdlib only: the pack's HTTP client for a running ComfyUI server
+    s = sub.add_parser("submit", help="queue an API-format workflow on a running ComfyUI server, follow it and "
+                                      "download its outputs (exit 0 ok, 2 rejected, 3 failed, 4 unreachable)")
+    client.add_arguments(s)
+    s.set_defaults(run=client.run_args)
     return top
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except (ValueError, RuntimeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0  # submit returns its exit code
