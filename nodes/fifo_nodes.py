@@ -127,7 +127,8 @@ class FIFOQueueWithImageEmbed:
         frames, latents = fifo.fifo_video(
             model, guided_denoiser(model, guidance), plan, cond, base, num_frames, generator=generator(seed), eta=eta,
             window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
-            keep_frames=keep_frames, on_frame=lambda i, image: preview.update(frame=image), on_step=on_step)
+            keep_frames=keep_frames, on_step=on_step,
+            on_frame=lambda i, image: (preview.update(frame=image), progress.frame(i, image, num_frames)))
         return frames.to(glue.output_device()), {"samples": latents.to(glue.output_device())}
 
 

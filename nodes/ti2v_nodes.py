@@ -150,6 +150,7 @@ class RepeatAndSlideSampler:
         progress = glue.Progress(num_frames * per_frame)
 
         def on_frame(index, frame):
+            progress.frame(index, frame, anchor.frames + num_frames)
             progress.update((index - anchor.frames + 1) * per_frame, frame)
 
         video, latents = sample_on_backbone(

@@ -131,3 +131,51 @@ def test_progress_outside_comfyui_streams_nothing():
     assert progress.stream is None
     progress.frame(0, _frame(0.5), 1)  # a no-op, not an error
     progress.update(1, _frame(0.5))
+
+
+class Recorder:
+    """comfy_glue.Progress as a sampler node uses it, keeping what the node streams."""
+    made = []
+
+    def __init__(self, total):
+        self.streamed = []
+        Recorder.made.append(self)
+
+    def update(self, value, preview=None):
+        pass
+
+    def frame(self, index, image, count):
+        self.streamed.append((index, image, count))
+
+
+def _streamed(monkeypatch, run):
+    Recorder.made = []
+    monkeypatch.setattr(comfy_glue, "Progress", Recorder)
+    frames = run()
+    sampler, = Recorder.made
+    return frames, sampler.streamed
+
+
+def test_repeat_and_slide_streams_every_new_frame(modelscope, monkeypatch):
+    from zeroshot_video.nodes.backbone_nodes import T2VTextEncode
+    from zeroshot_video.nodes.ti2v_nodes import EncodeAnchorImage, RepeatAndSlideSampler
+    cond = T2VTextEncode().encode(modelscope, "a cat", "")[0]
+    anchor = EncodeAnchorImage().encode(modelscope, torch.rand(1, 32, 32, 3), 32, 32, "center")[0]
+    video, streamed = _streamed(monkeypatch, lambda: RepeatAndSlideSampler().sample(
+        modelscope, cond, anchor, num_frames=3, model_frames=4, steps=1, guidance=9.0, seed=0)[0])
+    assert [(index, count) for index, _, count in streamed] == [(1, 4), (2, 4), (3, 4)]  # the last closes the run
+    assert all(torch.equal(image, video[index]) for index, image, _ in streamed)
+
+
+def test_fifo_streams_every_kept_frame(modelscope, monkeypatch):
+    from zeroshot_video.nodes.backbone_nodes import T2VTextEncode
+    from zeroshot_video.nodes.fifo_nodes import FIFOQueueWithImageEmbed
+    from zeroshot_video.nodes.t2v_nodes import T2VSampler
+    cond = T2VTextEncode().encode(modelscope, "a cat", "")[0]
+    base = T2VSampler().sample(modelscope, cond, frames=4, width=64, height=64, steps=1, guidance=5.0, eta=0.0,
+                               seed=0)[0]
+    video, streamed = _streamed(monkeypatch, lambda: FIFOQueueWithImageEmbed().generate(
+        modelscope, cond, base, num_frames=3, window_frames=4, partitions=1, lookahead=False, eta=1.0,
+        guidance=5.0, seed=1, window_batch=1)[0])
+    assert [(index, count) for index, _, count in streamed] == [(0, 3), (1, 3), (2, 3)]
+    assert all(torch.equal(image, video[index]) for index, image, _ in streamed)

@@ -254,6 +254,9 @@ def test_nodes_end_to_end_with_progress_previews_and_interrupt_checks(modelscope
             if preview is not None:
                 previews.append(preview)
 
+        def frame(self, index, image, count):
+            pass
+
     monkeypatch.setattr(comfy_glue, "Progress", Recorder)
     monkeypatch.setattr(comfy_glue, "check_interrupt", lambda: checks.append(1))
     frames, out = run_node(modelscope, anchor, num_frames=3)
