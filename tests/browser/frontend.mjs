@@ -6,8 +6,9 @@
 // workflows  {url, workflows: [{name, graph}], timeout_s}: load each UI workflow with the page's own
 //            app.loadGraphData, report missing node types, widget values as the editor holds them and combo
 //            values outside their options, convert with app.graphToPrompt, queue it, wait for its end.
-// preview    {url, graph, node, seed, timeout_s}: load, set the node's seed (so the run is not a cached
-//            one), queue, and sample the node's live preview every 100 ms until the prompt ends.
+// preview    {url, graph, node, widgets, timeout_s}: load, set widgets ({name: value}) of the node (another
+//            seed, so the run is not a cached one), queue, and sample the node's live preview every 100 ms
+//            until the prompt ends.
 // screenshot {url, workflows: [{name, graph, out}], scale, margin}: load each graph, fit the viewport to
 //            it, hide the editor's menus, and save the graph as a PNG.
 //
@@ -121,9 +122,10 @@ async function workflows(browser, request) {
 async function preview(browser, request) {
   const page = await openEditor(browser, request.url);
   await load(page, request.graph);
-  await page.evaluate(({ node, seed }) => {
-    const widget = window.app.graph.getNodeById(node).widgets.find((w) => w.name === "seed");
-    widget.value = seed;
+  await page.evaluate(({ node, widgets }) => {
+    for (const widget of window.app.graph.getNodeById(node).widgets) {
+      if (widget.name in widgets) widget.value = widgets[widget.name];
+    }
   }, request);
   const queued = await queue(page);
   if (!queued.prompt_id) return { status: "rejected", message: queued.error, node_errors: queued.node_errors };

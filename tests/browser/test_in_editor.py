@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from zeroshot_video import NODE_CLASS_MAPPINGS
-from zeroshot_video.core import standin_models as models
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
@@ -24,27 +23,10 @@ import workflows  # noqa: E402
 
 pytestmark = pytest.mark.comfyui
 
-# Samplers whose new frames feed the live preview (nodes/comfy_glue.py, Progress.frame).
+# Samplers whose new frames feed the live preview (nodes/comfy_glue.py, Progress.frame), in the order the
+# preview test prefers them, and the size of its run.
 STREAMING_SAMPLERS = ("RepeatAndSlideSampler", "FIFOQueueWithImageEmbed")
-# Used while no shipped workflow has a streaming sampler: TI2V-Zero at the stand-ins' size, slow enough on a
-# CPU (a few UNet calls per frame) that frames arrive over several of the stream's throttle intervals.
-PREVIEW_FALLBACK = {
-    "name": "preview_probe", "note": "TI2V-Zero on the stand-in model, for the live preview test.",
-    "columns": [
-        [{"id": 1, "type": "LoadT2VBackbone",
-          "inputs": {"model": models.MODELSCOPE, "motion_adapter": "none", "dtype": "auto"}},
-         {"id": 2, "type": "LoadImage", "inputs": {"image": "preview_anchor.png"}}],
-        [{"id": 3, "type": "T2VTextEncode", "inputs": {"backbone": (1, 0), "prompt": "a cat", "negative_prompt": ""}},
-         {"id": 4, "type": "EncodeAnchorImage",
-          "inputs": {"backbone": (1, 0), "image": (2, 0), "width": 64, "height": 64}}],
-        [{"id": 5, "type": "RepeatAndSlideSampler",
-          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "anchor": (4, 0), "num_frames": 6,
-                     "model_frames": 4, "steps": 2, "guidance": 9.0, "seed": 1}}],
-        [{"id": 6, "type": "CreateVideo", "inputs": {"images": (5, 0), "fps": 8}},
-         {"id": 7, "type": "SaveVideo", "inputs": {"video": (6, 0), "filename_prefix": "tests/preview",
-                                                   "format": "mp4", "codec": "h264"}}],
-    ],
-}
+PREVIEW_FRAMES, PREVIEW_STEPS = 6, 2
 
 
 def _without_seeds(prompt: dict) -> dict:
@@ -90,29 +72,32 @@ def _streams(class_type: str) -> bool:
     return ".frame(" in inspect.getsource(getattr(cls, cls.FUNCTION))
 
 
-def _preview_graph(comfyui) -> tuple[dict, dict]:
-    """(UI graph, its streaming sampler node): a shipped workflow's when one has such a sampler."""
-    for path in UI_FILES:
-        graph = json.loads(path.read_text())
-        for node in graph["nodes"]:
-            if node["type"] in STREAMING_SAMPLERS and _streams(node["type"]):
-                return graph, node
-    if not _streams("RepeatAndSlideSampler"):
-        pytest.skip("no sampler streams frames yet: neither RepeatAndSlideSampler nor FIFOQueueWithImageEmbed "
-                    "calls Progress.frame")
-    from PIL import Image
-    Image.radial_gradient("L").convert("RGB").save(comfyui.base / "input" / "preview_anchor.png")
-    graph, _ = workflows.build(PREVIEW_FALLBACK)
-    return graph, next(n for n in graph["nodes"] if n["type"] == "RepeatAndSlideSampler")
+def _widget_values(node: dict) -> dict:
+    slots = workflows.widget_slots(workflows.declaration(node["type"]))
+    return {name: value for (name, role), value in zip(slots, node["widgets_values"]) if role == workflows.VALUE}
+
+
+def _preview_graph() -> tuple[dict, dict]:
+    """(UI graph, its streaming sampler node): of the shipped workflows, the one whose sampler makes the
+    fewest frames (TI2V-Zero first: its inputs cost little to make)."""
+    shipped = [(STREAMING_SAMPLERS.index(node["type"]), _widget_values(node)["num_frames"], path.name, graph, node)
+               for path in UI_FILES for graph in [json.loads(path.read_text())] for node in graph["nodes"]
+               if node["type"] in STREAMING_SAMPLERS and _streams(node["type"])]
+    if not shipped:
+        pytest.skip(f"no shipped workflow has a sampler that streams frames to the preview (one of "
+                    f"{', '.join(STREAMING_SAMPLERS)} calling Progress.frame)")
+    return min(shipped, key=lambda entry: entry[:3])[3:]
 
 
 def test_live_preview_grows_during_the_run_and_holds_every_frame(browser, comfyui):
-    graph, node = _preview_graph(comfyui)
-    slots = workflows.widget_slots(workflows.declaration(node["type"]))
-    values = {name: value for (name, role), value in zip(slots, node["widgets_values"]) if role == workflows.VALUE}
-    # Another seed than the file's: the same prompt may have run on this server already and be cached.
+    graph, node = _preview_graph()
+    values = _widget_values(node)
+    # Another seed than the file's (the same prompt may have run on this server already and be cached), and
+    # few frames and steps: the preview is under test here, the workflow's own run is tested above.
+    widgets = {"seed": values["seed"] + 1, "num_frames": min(values["num_frames"], PREVIEW_FRAMES),
+               **({"steps": min(values["steps"], PREVIEW_STEPS)} if "steps" in values else {})}
     result, logged = browser.run("preview", {"url": comfyui.url, "graph": graph, "node": node["id"],
-                                             "seed": values["seed"] + 1, "timeout_s": 900})
+                                             "widgets": widgets, "timeout_s": 900})
     assert result["status"] == "execution_success", f"{result}\n{logged}\n{comfyui.log_tail()}"
     during = [s for s in result["samples"] if not s["finished"] and s["frames"]]
     counts = [s["frames"] for s in during]
@@ -120,7 +105,6 @@ def test_live_preview_grows_during_the_run_and_holds_every_frame(browser, comfyu
     assert len(set(counts)) >= 2, f"the preview's frame count did not grow during the run: {result['samples']}"
     assert any(s["shown"] and s["live"] for s in during), "no live preview was shown on the node during the run"
     after = result["after"]
-    emitted = values["num_frames"]
-    assert after["frames"] == emitted == after["expected"], after
-    assert len(set(after["indices"])) == emitted and after["indices"] == sorted(after["indices"]), after
+    assert after["frames"] == widgets["num_frames"] == after["expected"], after
+    assert len(set(after["indices"])) == widgets["num_frames"] and after["indices"] == sorted(after["indices"]), after
     assert after["shown"] and after["live"] is False, after
