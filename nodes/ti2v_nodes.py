@@ -65,7 +65,8 @@ class EncodeAnchorImage:
 class DDPMInvertQueue:
     DESCRIPTION = ("Noise-initialisation strategy. ddpm_inversion: a new frame starts from the last known frame's "
                    "latent forward-noised to the first sampling step (TI2V-Zero's DDPM inversion; FIFO's "
-                   "forward-noised queue). gaussian: plain noise. Leaving the input unconnected means gaussian.")
+                   "forward-noised queue). gaussian: plain noise. Unconnected: RepeatAndSlideSampler uses gaussian "
+                   "(the paper's 'no inversion' ablation), FIFOQueueWithImageEmbed its own forward-noised queue.")
     RETURN_TYPES = ("NOISE_INIT",)
     OUTPUT_TOOLTIPS = ("The strategy, for RepeatAndSlideSampler or FIFOQueueWithImageEmbed.",)
     FUNCTION = "make"
