@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import workflow_specs  # noqa: E402
 import workflows  # noqa: E402
+from zeroshot_video.core import standin_models as models  # noqa: E402
 
 UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
 API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
@@ -67,6 +68,8 @@ def check_api(prompt: dict) -> list[str]:
         declared = {name: (spec, optional) for name, spec, optional in workflows.declared_inputs(decl)}
         given = node.get("inputs", {})
         for name, value in given.items():
+            if name in decl.get("frontend_inputs", {}):
+                continue
             if name not in declared:
                 errors.append(f"{where}: no input named {name!r}")
                 continue
@@ -103,8 +106,8 @@ def check_ui(graph: dict) -> list[str]:
             name = entry["name"]
             if name not in declared:
                 errors.append(f"{where}: no input named {name!r}")
-            elif workflows.is_widget(declared[name][0]) and "widget" not in entry:
-                errors.append(f"{where}: {name!r} is a widget, not a socket")
+            elif workflows.is_widget(declared[name][0]) and entry.get("widget", {}).get("name") != name:
+                errors.append(f"{where}: {name!r} is a widget: its input entry needs widget {{'name': {name!r}}}")
             elif entry["type"] != workflows.input_type(declared[name][0]):
                 errors.append(f"{where}.{name}: socket type {entry['type']} differs from the declared "
                               f"{workflows.input_type(declared[name][0])}")
@@ -173,7 +176,8 @@ def test_every_workflow_ships_in_both_formats():
 
 
 def test_ui_and_api_files_describe_the_same_graph():
-    """The API prompt is the UI graph minus editor-only nodes, with the same links and widget values."""
+    """The API prompt is the UI graph minus editor-only nodes, with the same links and widget values (a widget
+    fed by a link keeps a value in the UI file that the API prompt replaces by the link)."""
     for ui_path in UI_FILES:
         graph = json.loads(ui_path.read_text())
         prompt = json.loads((ui_path.parent / "api" / ui_path.name).read_text())
@@ -185,8 +189,11 @@ def test_ui_and_api_files_describe_the_same_graph():
                 if target == node["id"]:
                     assert inputs[node["inputs"][in_slot]["name"]] == [str(source), out_slot]
             slots = workflows.widget_slots(workflows.declaration(node["type"]))
+            linked = {entry["name"] for entry in node["inputs"] if entry["link"] is not None}
+            frontend_inputs = workflows.declaration(node["type"]).get("frontend_inputs", {})
             assert {name: value for (name, role), value in zip(slots, node["widgets_values"])
-                    if role == workflows.VALUE} == {k: v for k, v in inputs.items() if not isinstance(v, list)}
+                    if role == workflows.VALUE and name not in linked} == \
+                {k: v for k, v in inputs.items() if not isinstance(v, list) and k not in frontend_inputs}
 
 
 def test_widget_order_follows_the_frontend_rules():
@@ -201,6 +208,44 @@ def test_widget_order_follows_the_frontend_rules():
         ("seed", "value"), ("seed", "control_after_generate"), ("steps", "value"),
         ("steps", "control_after_generate"), ("cfg", "value"), ("image", "value"), ("image", "upload"),
         ("mode", "value"), ("text", "value")]
+
+
+def test_every_loaded_image_ships_with_the_pack():
+    """Load Image names a file of workflows/inputs/ (the tier-2 server gets a copy; users copy or upload)."""
+    shipped = {p.name for p in (ROOT / "workflows" / "inputs").iterdir()}
+    loaded = {node["inputs"]["image"] for path in API_FILES for node in json.loads(path.read_text()).values()
+              if node["class_type"] == "LoadImage"}
+    assert loaded and loaded <= shipped, loaded - shipped
+    for name in shipped:
+        assert (ROOT / "workflows" / "inputs" / name).stat().st_size <= 50_000, name
+
+
+LINKED_WIDGET = {"name": "linked_widget", "note": "an INT output into an INT widget", "columns": [
+    [{"id": 1, "type": "LoadImage", "inputs": {"image": "a.png"}},
+     {"id": 2, "type": "LoadT2VBackbone", "inputs": {"model": models.MODELSCOPE}},
+     {"id": 3, "type": "T2VTextEncode", "inputs": {"backbone": (2, 0), "prompt": "a cat"}},
+     {"id": 4, "type": "LoadRewardModel", "inputs": {"model": models.REWARD_MODEL}}],
+    [{"id": 5, "type": "RewardSelectAnchor",
+      "inputs": {"backbone": (2, 0), "conditioning": (3, 0), "reward_model": (4, 0), "candidates": (1, 0)}}],
+    [{"id": 6, "type": "ImageFromBatch", "inputs": {"image": (5, 1), "batch_index": (5, 3), "length": 2}}],
+]}
+
+
+def test_a_widget_fed_by_a_link_is_saved_as_the_frontend_saves_it():
+    """As ComfyUI's frontend writes it: an input entry naming the widget, after the plain sockets; the widget
+    keeps its value slot (its default here); the API prompt carries the link instead of a value."""
+    graph, prompt = workflows.build(LINKED_WIDGET)
+    node = next(n for n in graph["nodes"] if n["id"] == 6)
+    link = next(link for link in graph["links"] if link[3] == 6 and link[1] == 5 and link[2] == 3)
+    assert node["inputs"] == [{"name": "image", "type": "IMAGE", "link": node["inputs"][0]["link"]},
+                              {"name": "batch_index", "type": "INT", "widget": {"name": "batch_index"},
+                               "link": link[0]}]
+    assert link[4] == 1 and link[5] == "INT"
+    assert node["widgets_values"] == [0, 2]
+    assert prompt["6"]["inputs"] == {"image": ["5", 1], "batch_index": ["5", 3], "length": 2}
+    assert check_ui(graph) == [] and check_api(prompt) == []
+    del node["inputs"][1]["widget"]
+    assert any("'batch_index' is a widget" in e for e in check_ui(graph))
 
 
 def _t2v_basic():
@@ -272,5 +317,13 @@ def test_generator_refuses_bad_descriptions():
         workflows.build(spec)
     spec = copy.deepcopy(workflow_specs.T2V_BASIC)
     spec["columns"][2][0]["inputs"]["steps"] = (1, 0)
-    with pytest.raises(ValueError, match="steps takes a widget value"):
+    with pytest.raises(ValueError, match="steps takes a widget value or a link of type INT, not T2V_BACKBONE"):
+        workflows.build(spec)
+    spec = copy.deepcopy(workflow_specs.T2V_BASIC)
+    spec["columns"][3][0]["inputs"]["latent"] = (2, 0)
+    with pytest.raises(ValueError, match="latent takes a link of type LATENT, not T2V_CONDITIONING"):
+        workflows.build(spec)
+    spec = copy.deepcopy(workflow_specs.T2V_BASIC)
+    spec["columns"][2][0]["inputs"]["conditioning"] = "a prompt"
+    with pytest.raises(ValueError, match="conditioning takes a link"):
         workflows.build(spec)

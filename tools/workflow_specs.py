@@ -14,6 +14,8 @@ A description has:
 """
 from zeroshot_video.core import standin_models as models
 
+import example_inputs
+
 T2V_BASIC = {
     "name": "t2v_basic",
     "note": (
@@ -44,4 +46,359 @@ T2V_BASIC = {
     ],
 }
 
-WORKFLOWS = [T2V_BASIC]
+
+# What the workflows below need, in the words of their notes (README "Where the models go" has the table).
+NEEDS_MODELSCOPE = (f"ModelScope text-to-video 1.7B (ali-vilab/text-to-video-ms-1.7b, diffusers format) as the folder "
+                    f"models/diffusers/{models.MODELSCOPE}/ (the folder holding model_index.json)")
+NEEDS_ANIMATEDIFF = (f"Stable Diffusion 1.5 in diffusers format as models/diffusers/{models.SD15}/ and the AnimateDiff "
+                     f"motion adapter guoyww/animatediff-motion-adapter-v1-5-2 as "
+                     f"models/animatediff_models/{models.MOTION_ADAPTER}/")
+NEEDS_IP_ADAPTER = (f"IP-Adapter Plus (h94/IP-Adapter → models/ip-adapter-plus_sd15.safetensors) as "
+                    f"models/ipadapter/{models.IP_ADAPTER} and its CLIP ViT-H image encoder (h94/IP-Adapter → "
+                    f"models/image_encoder/model.safetensors, renamed) as models/clip_vision/{models.IMAGE_ENCODER}")
+NEEDS_REWARD = (f"a CLIP-family reward model folder: PickScore (yuvalkirstain/PickScore_v1; add the tokenizer files and "
+                f"preprocessor_config.json of laion/CLIP-ViT-H-14-laion2B-s32B-b79K if it lacks them) as "
+                f"models/reward_models/{models.REWARD_MODEL}/")
+
+
+def needs_input(name: str) -> str:
+    return (f"Input image: Load Image opens {name} from ComfyUI's input/ folder; copy it there from this pack's "
+            f"workflows/inputs/, or upload your own in the node.")
+
+
+NEGATIVE = "blurry, low quality, watermark, text"
+SCENE_PROMPT = "a red ball rolling across a green meadow at sunset, hills in the background, high quality"
+SAVE_SIZE = [420, 440]
+
+
+def _modelscope(node_id: int, group: str = "Model") -> dict:
+    return {"id": node_id, "type": "LoadT2VBackbone", "group": group,
+            "inputs": {"model": models.MODELSCOPE, "motion_adapter": "none", "dtype": "auto"}}
+
+
+def _animatediff(node_id: int, image_attention: bool = False) -> dict:
+    inputs = {"model": models.SD15, "motion_adapter": models.MOTION_ADAPTER, "dtype": "auto"}
+    if image_attention:
+        inputs.update(ip_adapter=models.IP_ADAPTER, image_encoder=models.IMAGE_ENCODER)
+    return {"id": node_id, "type": "LoadT2VBackbone", "group": "Model", "inputs": inputs}
+
+
+def _prompt(node_id: int, backbone: int, prompt: str, group: str = "Prompt", title: str | None = None) -> dict:
+    node = {"id": node_id, "type": "T2VTextEncode", "group": group, "size": [400, 260],
+            "inputs": {"backbone": (backbone, 0), "prompt": prompt, "negative_prompt": NEGATIVE}}
+    return {**node, "title": title} if title else node
+
+
+def _save(node_id: int, frames: tuple, name: str, fps: float = 8) -> list[list[dict]]:
+    """Create Video → Save Video (mp4, h264, output/zeroshot_video/<name>): the last columns."""
+    return [[{"id": node_id, "type": "CreateVideo", "group": "Save", "inputs": {"images": frames, "fps": fps}}],
+            [{"id": node_id + 1, "type": "SaveVideo", "group": "Save", "size": SAVE_SIZE,
+              "inputs": {"video": (node_id, 0), "filename_prefix": f"zeroshot_video/{name}", "format": "mp4",
+                         "codec": "h264"}}]]
+
+
+def _ti2v_strategies(first_id: int, group: str = "TI2V-Zero") -> list[dict]:
+    """The paper's two strategies: DDPM-inversion noise init and R = 4 resampling rounds."""
+    return [{"id": first_id, "type": "DDPMInvertQueue", "group": group, "inputs": {"mode": "ddpm_inversion"}},
+            {"id": first_id + 1, "type": "ResampleStep", "group": group, "inputs": {"rounds": 4}}]
+
+
+def _ti2v_sampler(node_id: int, backbone: int, conditioning: int, anchor: int, strategies: int, num_frames: int,
+                  group: str = "TI2V-Zero") -> dict:
+    """RepeatAndSlideSampler at the paper's defaults: F = 16, S = 10, guidance 9, both strategies on."""
+    return {"id": node_id, "type": "RepeatAndSlideSampler", "group": group,
+            "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "anchor": (anchor, 0),
+                       "num_frames": num_frames, "model_frames": 16, "steps": 10, "guidance": 9.0, "seed": 42,
+                       "noise_init": (strategies, 0), "resample": (strategies + 1, 0)}}
+
+
+def _ti2v_zero(name: str, note: str, image: str, num_frames: int) -> dict:
+    """LoadImage → EncodeAnchorImage → RepeatAndSlideSampler on ModelScope at 256²."""
+    return {
+        "name": name, "note": note,
+        "columns": [
+            [_modelscope(1), _prompt(2, 1, SCENE_PROMPT)],
+            [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360], "inputs": {"image": image}},
+             {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
+              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": 256, "height": 256, "crop": "center"}}],
+            _ti2v_strategies(5),
+            [_ti2v_sampler(7, 1, 2, 4, 5, num_frames)],
+            *_save(8, (7, 0), name),
+        ],
+    }
+
+
+TI2V_ZERO_SETTINGS = (
+    "TI2V-Zero at the paper's defaults: 16 frames per model call (the last 15 frames condition the new one), 10 "
+    "DDIM steps, guidance 9, DDPM-inversion noise init (DDPM Invert Queue) and 4 resampling rounds (Resample Step), "
+    "so every new frame costs 10 × (4 + 1) = 50 UNet calls, one VAE encode and one decode.")
+
+TI2V_ZERO_BASIC = _ti2v_zero(
+    "ti2v_zero_basic",
+    "Image-to-video with a text-to-video model (TI2V-Zero, no training): the image is frame 0, 15 new frames "
+    "follow it, 16 in all.\n"
+    "Load Image → Encode Anchor Image (centre crop, 256×256) → Repeat-and-Slide Sampler → Create Video (8 fps) → "
+    "Save Video (mp4 in output/zeroshot_video/).\n"
+    f"{TI2V_ZERO_SETTINGS}\n\n"
+    f"Model: {NEEDS_MODELSCOPE}.\n{needs_input(example_inputs.STILL)}",
+    example_inputs.STILL, 15)
+
+TI2V_ZERO_LONG = _ti2v_zero(
+    "ti2v_zero_long",
+    "Long image-to-video with TI2V-Zero: 127 new frames after the image, 128 in all (16 s at 8 fps).\n"
+    "The same graph as ti2v_zero_basic with num_frames 127: the queue slides one frame per new frame, so memory "
+    "stays that of one 16-frame clip (only the finished frames pile up, on the CPU) and time grows linearly; "
+    "the sampler previews each new frame as it is made. Any length works.\n"
+    f"{TI2V_ZERO_SETTINGS}\n\n"
+    f"Model: {NEEDS_MODELSCOPE}.\n{needs_input(example_inputs.STILL)}",
+    example_inputs.STILL, 127)
+
+TI2V_ZERO_PREDICTION = _ti2v_zero(
+    "ti2v_zero_prediction",
+    "Video prediction with TI2V-Zero (our extension): several given frames seed the queue and the video continues "
+    "after the last one — here a 4-frame clip and 12 new frames, 16 in all.\n"
+    f"Load Image reads every frame of an animated image (APNG, animated WebP or GIF) as one image batch; separate "
+    f"images batched with Batch Images work too. Fewer than 15 frames: the first is repeated to fill the queue. "
+    f"The given frames open the video unchanged.\n{TI2V_ZERO_SETTINGS}\n\n"
+    f"Model: {NEEDS_MODELSCOPE}.\n{needs_input(example_inputs.CLIP)}",
+    example_inputs.CLIP, 12)
+
+
+FIFO_SETTINGS = (
+    "FIFO-Diffusion: the base clip must come from the same backbone with frames = window frames f = 16 and steps "
+    "S = f × partitions n = 16 × 4 = 64, with the same eta (1.0) and guidance; lookahead on (2n = 8 windows per "
+    "frame). The first S − f = 48 emitted frames are warm-up and dropped. Memory does not grow with the length; "
+    "window_batch 8 runs all windows of a step in one UNet call (faster on a GPU with memory to spare).")
+
+
+def _base_clip(node_id: int, backbone: int, conditioning: int, size: int, guidance: float) -> dict:
+    return {"id": node_id, "type": "T2VSampler", "group": "Base clip",
+            "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "frames": 16, "width": size,
+                       "height": size, "steps": 64, "guidance": guidance, "eta": 1.0, "seed": 42}}
+
+
+def _fifo(node_id: int, backbone: int, conditioning: int, base_clip: int, num_frames: int, guidance: float,
+          **extra) -> dict:
+    return {"id": node_id, "type": "FIFOQueueWithImageEmbed", "group": "FIFO-Diffusion", "size": [360, 560],
+            "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "base_clip": (base_clip, 0),
+                       "num_frames": num_frames, "window_frames": 16, "partitions": 4, "lookahead": True,
+                       "eta": 1.0, "guidance": guidance, "seed": 42, "window_batch": 1, **extra}}
+
+
+FIFO_LONG = {
+    "name": "fifo_long",
+    "note": (
+        "Long text-to-video at constant memory (FIFO-Diffusion): 256 frames from a 16-frame model.\n"
+        "T2V Sampler makes the 16-frame base clip (64 steps, eta 1, guidance 12) → FIFO Queue (256 frames, each "
+        "written to output/zeroshot_video/fifo_long_frames_NNNNN/ as it comes, so an interrupted run keeps its "
+        "frames) → Create Video (8 fps) → Save Video.\n"
+        f"{FIFO_SETTINGS}\n\n"
+        f"Model: {NEEDS_MODELSCOPE}. Zeroscope v2 (models/diffusers/{models.ZEROSCOPE}/) works the same way at "
+        "576×320."
+    ),
+    "columns": [
+        [_modelscope(1), _prompt(2, 1, "a drone flight along a rocky coastline at golden hour, waves breaking, "
+                                        "high quality")],
+        [_base_clip(3, 1, 2, 256, 12.0)],
+        [_fifo(4, 1, 2, 3, 256, 12.0, stream_to_disk=True, filename_prefix="zeroshot_video/fifo_long_frames")],
+        *_save(5, (4, 0), "fifo_long"),
+    ],
+}
+
+FIFO_IMAGE_EMBED_SEEDED = {
+    "name": "fifo_image_embed_seeded",
+    "note": (
+        "FIFO-Diffusion seeded with image embeddings (seeds/000) on AnimateDiff + IP-Adapter: 128 frames that keep "
+        "the look of the first one.\n"
+        "The base clip is sampled from the text alone; the FIFO node decodes its first frame once, turns it into "
+        "IP-Adapter image tokens and lets them condition every step of the long video (seed_image_from_base_clip; "
+        "the negative branch sees a gray image), which holds the subject and colours steady over a long run.\n"
+        f"{FIFO_SETTINGS}\n\n"
+        f"Models: {NEEDS_ANIMATEDIFF}; {NEEDS_IP_ADAPTER}."
+    ),
+    "columns": [
+        [_animatediff(1, image_attention=True),
+         _prompt(2, 1, "a hot air balloon drifting over snowy mountains, cinematic, high quality")],
+        [_base_clip(3, 1, 2, 512, 7.5)],
+        [_fifo(4, 1, 2, 3, 128, 7.5, seed_image_from_base_clip=True, image_scale=1.0)],
+        *_save(5, (4, 0), "fifo_image_embed_seeded"),
+    ],
+}
+
+FIFO_IMAGE_TO_VIDEO = {
+    "name": "fifo_image_to_video",
+    "note": (
+        "Long image-to-video with FIFO-Diffusion on AnimateDiff + IP-Adapter: your image conditions the base clip "
+        "and every step of a 128-frame video.\n"
+        "Load Image → Encode Anchor Image (512×512, centre crop) gives the image tokens; T2V Conditioning + Image "
+        "Embeds adds them to the prompt for the base clip, and the FIFO node takes the same tokens (image_embeds). "
+        "The image steers content and style through IP-Adapter; it is not copied as frame 0 (TI2V-Zero does "
+        "that).\n"
+        f"{FIFO_SETTINGS}\n\n"
+        f"Models: {NEEDS_ANIMATEDIFF}; {NEEDS_IP_ADAPTER}.\n{needs_input(example_inputs.STILL)}"
+    ),
+    "columns": [
+        [_animatediff(1, image_attention=True), _prompt(2, 1, SCENE_PROMPT)],
+        [{"id": 3, "type": "LoadImage", "group": "Image", "size": [320, 360],
+          "inputs": {"image": example_inputs.STILL}},
+         {"id": 4, "type": "EncodeAnchorImage", "group": "Image",
+          "inputs": {"backbone": (1, 0), "image": (3, 0), "width": 512, "height": 512, "crop": "center"}}],
+        [{"id": 5, "type": "T2VConditioningAddImage", "group": "Base clip",
+          "inputs": {"conditioning": (2, 0), "image_embeds": (4, 2), "image_scale": 1.0}},
+         _base_clip(6, 1, 5, 512, 7.5)],
+        [_fifo(7, 1, 2, 6, 128, 7.5, image_embeds=(4, 2), image_scale=1.0)],
+        *_save(8, (7, 0), "fifo_image_to_video"),
+    ],
+}
+
+FIFO_MULTI_PROMPT = {
+    "name": "fifo_multi_prompt",
+    "note": (
+        "A long video whose prompt changes over time (FIFO-Diffusion multi-prompt): 192 frames, a new prompt at "
+        "frames 64 and 128.\n"
+        "The FIFO node's own conditioning (prompt 1) starts the video and the base clip; each T2V Prompt Schedule "
+        "node adds a prompt from its start_frame on, chained one into the next. At a switch the whole queue takes "
+        "the new prompt; the frames already in it finish under it, so the change blends in over a few frames.\n"
+        f"{FIFO_SETTINGS}\n\n"
+        f"Model: {NEEDS_MODELSCOPE}."
+    ),
+    "columns": [
+        [_modelscope(1)],
+        [_prompt(2, 1, "a sailing boat on a calm sea at sunrise, high quality", "Prompts", "Prompt 1 (frames 0–63)"),
+         _prompt(3, 1, "a sailing boat on a calm sea at noon, clear blue sky, high quality", "Prompts",
+                 "Prompt 2 (frames 64–127)"),
+         _prompt(4, 1, "a sailing boat on a calm sea at sunset, golden light, high quality", "Prompts",
+                 "Prompt 3 (from frame 128)")],
+        [_base_clip(5, 1, 2, 256, 12.0),
+         {"id": 6, "type": "T2VPromptSchedule", "group": "Prompt schedule",
+          "inputs": {"conditioning": (3, 0), "start_frame": 64}},
+         {"id": 7, "type": "T2VPromptSchedule", "group": "Prompt schedule",
+          "inputs": {"conditioning": (4, 0), "start_frame": 128, "prompt_schedule": (6, 0)}}],
+        [_fifo(8, 1, 2, 5, 192, 12.0, prompt_schedule=(7, 0))],
+        *_save(9, (8, 0), "fifo_multi_prompt"),
+    ],
+}
+
+
+I4VGEN_STAGES = (
+    "I4VGen: 1. Reward Select Anchor samples one candidate image per frame with the video model itself (from the "
+    "noise the video would start from), scores them against the prompt with the reward model (scores in Preview "
+    "Any) and repeats the best one into a still video; 2a. NI-VSDS Optimize sets it in motion (int(25 × 0.6) + 1 "
+    "= 16 iterations with one fixed noise, step sizes 10,10,10,1); 2b. T2V Sampler regenerates from that latent "
+    "(denoise 1.0: fresh noise at the first step's level, which keeps a trace of the anchor). About 66 UNet calls "
+    "against 25 for plain sampling.")
+
+
+def _i4vgen(name: str, note: str, backbone: dict, size: int, guidance: float) -> dict:
+    sampling = {"steps": 25, "guidance": guidance}
+    video = {"frames": 16, "width": size, "height": size, **sampling}
+    return {
+        "name": name, "note": note,
+        "columns": [
+            [backbone, {"id": 2, "type": "LoadRewardModel", "group": "Model",
+                        "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+             _prompt(3, 1, "a corgi running along a beach at sunset, high quality")],
+            [{"id": 4, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
+              "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), **video, "seed": 42,
+                         "num_candidates": 0}},
+             {"id": 5, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
+              "size": [320, 220], "inputs": {"source": (4, 2)}}],
+            [{"id": 6, "type": "NIVSDSOptimize", "group": "2a · NI-VSDS",
+              "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "latent": (4, 0), **sampling, "p": 0.6,
+                         "step_sizes": "10,10,10,1", "seed": 42}}],
+            [{"id": 7, "type": "T2VSampler", "group": "2b · Regenerate",
+              "inputs": {"backbone": (1, 0), "conditioning": (3, 0), **video, "eta": 0.0, "seed": 42,
+                         "latent": (6, 0), "denoise": 1.0}}],
+            [{"id": 8, "type": "DecodeVideoLatent", "group": "Save",
+              "inputs": {"backbone": (1, 0), "latent": (7, 0), "chunk": 4}}],
+            *_save(9, (8, 0), name),
+        ],
+    }
+
+
+I4VGEN_T2V = _i4vgen(
+    "i4vgen_t2v",
+    "Text-to-video through an anchor image (I4VGen) on AnimateDiff: 16-frame clips with a sharper, steadier "
+    "subject than plain sampling gives.\n"
+    f"{I4VGEN_STAGES} AnimateDiff defaults: 512×512, 16 frames, 25 DDIM steps, guidance 7.5.\n\n"
+    f"Models: {NEEDS_ANIMATEDIFF}; {NEEDS_REWARD}.",
+    _animatediff(1), 512, 7.5)
+
+I4VGEN_MODELSCOPE = _i4vgen(
+    "i4vgen_modelscope",
+    "I4VGen on ModelScope: the same three stages as i4vgen_t2v on a native video model (256×256, 16 frames, 25 "
+    "steps, guidance 9).\n"
+    f"{I4VGEN_STAGES}\n\n"
+    f"Models: {NEEDS_MODELSCOPE}; {NEEDS_REWARD}.",
+    _modelscope(1), 256, 9.0)
+
+I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG = {
+    "name": "i4vgen_anchor_to_ti2v_zero_long",
+    "note": (
+        "Text to a long video in two zero-shot steps: I4VGen's reward-selected anchor image starts a 128-frame "
+        "TI2V-Zero video (a composition none of the papers offers).\n"
+        "Reward Select Anchor samples 16 candidate images with ModelScope and scores them (Preview Any); "
+        "ImageFromBatch takes the winner (anchor_index feeds its batch_index input); Encode Anchor Image → "
+        "Repeat-and-Slide Sampler adds 127 frames after it.\n"
+        f"{TI2V_ZERO_SETTINGS}\n\n"
+        f"Models: {NEEDS_MODELSCOPE}; {NEEDS_REWARD}."
+    ),
+    "columns": [
+        [_modelscope(1), {"id": 2, "type": "LoadRewardModel", "group": "Model",
+                          "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+         _prompt(3, 1, "a lighthouse on a cliff above a stormy sea, dramatic clouds, high quality")],
+        [{"id": 4, "type": "RewardSelectAnchor", "group": "Anchor image (I4VGen)",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 16, "width": 256,
+                     "height": 256, "steps": 25, "guidance": 9.0, "seed": 42, "num_candidates": 0}},
+         {"id": 5, "type": "PreviewAny", "group": "Anchor image (I4VGen)", "title": "Candidate scores",
+          "size": [320, 220], "inputs": {"source": (4, 2)}}],
+        [{"id": 6, "type": "ImageFromBatch", "group": "Anchor image (I4VGen)",
+          "inputs": {"image": (4, 1), "batch_index": (4, 3), "length": 1}},
+         {"id": 7, "type": "EncodeAnchorImage", "group": "Anchor image (I4VGen)",
+          "inputs": {"backbone": (1, 0), "image": (6, 0), "width": 256, "height": 256, "crop": "center"}}],
+        _ti2v_strategies(8),
+        [_ti2v_sampler(10, 1, 3, 7, 8, 127)],
+        *_save(11, (10, 0), "i4vgen_anchor_to_ti2v_zero_long"),
+    ],
+}
+
+I4VGEN_IMAGE_TO_VIDEO = {
+    "name": "i4vgen_image_to_video",
+    "note": (
+        "Image-to-video with I4VGen's second stage on AnimateDiff: your image is the anchor, NI-VSDS sets it in "
+        "motion and a partial regeneration (denoise 0.8) keeps it recognisable.\n"
+        "Load Image → Upscale Image (512×512, centre crop) → Reward Select Anchor with the image as its only "
+        "candidate (encoded with the video VAE and repeated into a still 16-frame video; no candidates are "
+        "sampled) → NI-VSDS Optimize (16 iterations) → T2V Sampler (denoise 0.8: 20 of the 25 steps, from fresh "
+        "noise) → Decode Video Latent → Create Video (8 fps) → Save Video. Lower denoise keeps more of the "
+        "image, higher gives more motion.\n\n"
+        f"Models: {NEEDS_ANIMATEDIFF}; {NEEDS_REWARD} (it only scores the one image here).\n"
+        f"{needs_input(example_inputs.STILL)}"
+    ),
+    "columns": [
+        [_animatediff(1), {"id": 2, "type": "LoadRewardModel", "group": "Model",
+                           "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+         _prompt(3, 1, SCENE_PROMPT)],
+        [{"id": 4, "type": "LoadImage", "group": "Image", "size": [320, 360],
+          "inputs": {"image": example_inputs.STILL}},
+         {"id": 5, "type": "ImageScale", "group": "Image",
+          "inputs": {"image": (4, 0), "upscale_method": "lanczos", "width": 512, "height": 512, "crop": "center"}}],
+        [{"id": 6, "type": "RewardSelectAnchor", "group": "1 · Anchor = your image",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 16, "width": 512,
+                     "height": 512, "steps": 25, "guidance": 7.5, "seed": 42, "num_candidates": 0,
+                     "candidates": (5, 0)}}],
+        [{"id": 7, "type": "NIVSDSOptimize", "group": "2a · NI-VSDS",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "latent": (6, 0), "steps": 25, "guidance": 7.5,
+                     "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+        [{"id": 8, "type": "T2VSampler", "group": "2b · Regenerate",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "frames": 16, "width": 512, "height": 512,
+                     "steps": 25, "guidance": 7.5, "eta": 0.0, "seed": 42, "latent": (7, 0), "denoise": 0.8}}],
+        [{"id": 9, "type": "DecodeVideoLatent", "group": "Save",
+          "inputs": {"backbone": (1, 0), "latent": (8, 0), "chunk": 4}}],
+        *_save(10, (9, 0), "i4vgen_image_to_video"),
+    ],
+}
+
+WORKFLOWS = [T2V_BASIC, TI2V_ZERO_BASIC, TI2V_ZERO_LONG, TI2V_ZERO_PREDICTION, FIFO_LONG, FIFO_IMAGE_EMBED_SEEDED,
+             FIFO_IMAGE_TO_VIDEO, FIFO_MULTI_PROMPT, I4VGEN_T2V, I4VGEN_MODELSCOPE, I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG,
+             I4VGEN_IMAGE_TO_VIDEO]

@@ -23,7 +23,10 @@ API_DIR = UI_DIR / "api"
 
 # ComfyUI core nodes the examples use, declared as ComfyUI 0.3.64 serves them on /object_info (tier-2
 # tests compare). LoadImage's options are the files in ComfyUI's input folder, hence empty here. Note is
-# drawn by the frontend alone: it never reaches the server, so it is left out of API prompts.
+# drawn by the frontend alone: it never reaches the server, so it is left out of API prompts. PreviewAny's text
+# box is added by the frontend and never saved (serialize false: no widgets_values), yet the frontend still
+# sends its value with the prompt it queues ("" until the node has run; the server ignores it):
+# ``frontend_inputs`` lists such values, so API prompts equal what the editor queues.
 CORE_NODES = {
     "LoadImage": {
         "display_name": "Load Image",
@@ -45,6 +48,28 @@ CORE_NODES = {
                                "codec": (["auto", "h264"], {"default": "auto"})}},
         "output": [],
     },
+    "PreviewAny": {
+        "display_name": "Preview Any",
+        "input": {"required": {"source": ("*", {})}},
+        "output": [],
+        "frontend_inputs": {"preview": ""},
+    },
+    "ImageFromBatch": {
+        "display_name": "ImageFromBatch",
+        "input": {"required": {"image": ("IMAGE",),
+                               "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095}),
+                               "length": ("INT", {"default": 1, "min": 1, "max": 4096})}},
+        "output": [("IMAGE", "IMAGE")],
+    },
+    "ImageScale": {
+        "display_name": "Upscale Image",
+        "input": {"required": {"image": ("IMAGE",),
+                               "upscale_method": (["nearest-exact", "bilinear", "area", "bicubic", "lanczos"],),
+                               "width": ("INT", {"default": 512, "min": 0, "max": 16384, "step": 1}),
+                               "height": ("INT", {"default": 512, "min": 0, "max": 16384, "step": 1}),
+                               "crop": (["disabled", "center"],)}},
+        "output": [("IMAGE", "IMAGE")],
+    },
     "Note": {
         "display_name": "Note",
         "frontend_only": True,
@@ -56,7 +81,10 @@ CORE_NODES = {
 # How the frontend turns a declaration into widgets: these input types get a widget (unless forceInput);
 # an INT with control_after_generate, or named seed / noise_seed, gets a second widget right after it
 # (its value is saved in widgets_values but never sent to the server); an image_upload combo gets an
-# upload button whose saved value is "image".
+# upload button whose saved value is "image". Any widget can take a link instead of a value (an INT fed by
+# another node's output): the frontend then saves an entry {"name", "type", "widget": {"name"}, "link"} in the
+# node's inputs, after the plain sockets, while the widget keeps its slot in widgets_values with the value it
+# holds (never sent to the server; here the value the widget starts with).
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 SEED_NAMES = ("seed", "noise_seed")
 VALUE, CONTROL, UPLOAD = "value", "control_after_generate", "upload"
@@ -129,6 +157,17 @@ def widget_slots(decl: dict) -> list[tuple[str, str]]:
     return slots
 
 
+def _starting_value(spec: tuple):
+    """What the frontend puts in a widget nobody set: the declared default, else a combo's first choice."""
+    options = options_of(spec)
+    if "default" in options:
+        return options["default"]
+    if input_type(spec) == "COMBO":
+        choices = spec[0] if isinstance(spec[0], list) else options.get("options", [])
+        return choices[0] if choices else ""
+    return {"INT": 0, "FLOAT": 0.0, "BOOLEAN": False}.get(input_type(spec), "")
+
+
 def _widget_value(where: str, spec: tuple, given):
     kind, options = input_type(spec), options_of(spec)
     if given is None:
@@ -143,7 +182,6 @@ class _Node:
         self.id, self.type = entry["id"], entry["type"]
         self.group, self.title = entry.get("group"), entry.get("title")
         self.decl = declaration(self.type)
-        self.sockets = [(n, s, opt) for n, s, opt in declared_inputs(self.decl) if not is_widget(s)]
         declared = {n for n, _, _ in declared_inputs(self.decl)}
         given = entry.get("inputs", {})
         unknown = sorted(set(given) - declared)
@@ -151,10 +189,13 @@ class _Node:
             raise ValueError(f"node {self.id} ({self.type}): no inputs named {unknown}")
         self.links = {n: v for n, v in given.items() if isinstance(v, tuple)}
         for name, socket, _ in declared_inputs(self.decl):
-            if name in given and is_widget(socket) == (name in self.links):
-                wanted = "a widget value" if is_widget(socket) else "a link (source node id, output index)"
-                raise ValueError(f"node {self.id} ({self.type}).{name} takes {wanted}")
-        self.values = {n: _widget_value(f"node {self.id} ({self.type}).{n}", s, given.get(n))
+            if name in given and not is_widget(socket) and name not in self.links:
+                raise ValueError(f"node {self.id} ({self.type}).{name} takes a link (source node id, output index)")
+        # Plain sockets first, then the widgets fed by a link, each group in declaration order.
+        self.sockets = ([(n, s, opt) for n, s, opt in declared_inputs(self.decl) if not is_widget(s)]
+                        + [(n, s, opt) for n, s, opt in declared_inputs(self.decl) if is_widget(s) and n in self.links])
+        self.values = {n: _starting_value(s) if n in self.links else
+                       _widget_value(f"node {self.id} ({self.type}).{n}", s, given.get(n))
                        for n, s, _ in declared_inputs(self.decl) if is_widget(s)}
         for name, _, optional in self.sockets:
             if not optional and name not in self.links:
@@ -163,7 +204,7 @@ class _Node:
 
     def _estimated_size(self):
         widgets = [s for _, s, _ in declared_inputs(self.decl) if is_widget(s)]
-        rows = max(len(self.sockets), len(self.decl["output"]))
+        rows = max(sum(not is_widget(s) for _, s, _ in self.sockets), len(self.decl["output"]))
         height = rows * SLOT_H + NODE_PAD + sum(
             TEXTAREA_H if input_type(s) == "STRING" and options_of(s).get("multiline") else WIDGET_H for s in widgets)
         height += WIDGET_H * (len(widget_slots(self.decl)) - len(widgets))
@@ -214,6 +255,12 @@ def _execution_order(nodes: list[_Node]) -> dict[int, int]:
     return order
 
 
+def _ui_input(name: str, socket: tuple, optional: bool, link: int | None) -> dict:
+    if is_widget(socket):
+        return {"name": name, "type": input_type(socket), "widget": {"name": name}, "link": link}
+    return {"name": name, **({"shape": 7} if optional else {}), "type": socket[0], "link": link}
+
+
 def build(spec: dict) -> tuple[dict, dict]:
     """The (UI graph, API prompt) of one workflow description."""
     columns = [[_Node(entry) for entry in column] for column in spec["columns"]]
@@ -233,6 +280,11 @@ def build(spec: dict) -> tuple[dict, dict]:
             src, out = node.links[name]
             if src not in by_id or out >= len(by_id[src].decl["output"]):
                 raise ValueError(f"node {node.id}.{name}: no output {out} on node {src}")
+            given, wanted = by_id[src].decl["output"][out][1], input_type(socket)
+            if given != wanted and "*" not in (given, wanted):
+                raise ValueError(f"node {node.id} ({node.type}).{name} takes "
+                                 f"{'a widget value or ' if is_widget(socket) else ''}a link of type {wanted}, not "
+                                 f"{given} (node {src} output {out})")
             link_id = len(links) + 1
             links.append([link_id, src, out, node.id, slot, by_id[src].decl["output"][out][1]])
             incoming[node.id, name] = link_id
@@ -244,8 +296,8 @@ def build(spec: dict) -> tuple[dict, dict]:
     for node in nodes:
         entry = {"id": node.id, "type": node.type, "pos": positions[node.id], "size": node.size, "flags": {},
                  "order": order[node.id], "mode": 0,
-                 "inputs": [{"name": name, **({"shape": 7} if optional else {}), "type": socket[0],
-                             "link": incoming.get((node.id, name))} for name, socket, optional in node.sockets],
+                 "inputs": [_ui_input(name, socket, optional, incoming.get((node.id, name)))
+                            for name, socket, optional in node.sockets],
                  "outputs": [{"name": name, "type": kind, "links": outgoing.get((node.id, i))}
                              for i, (name, kind) in enumerate(node.decl["output"])]}
         if node.title:
@@ -271,6 +323,7 @@ def build(spec: dict) -> tuple[dict, dict]:
                 inputs[name] = [str(node.links[name][0]), node.links[name][1]]
             elif is_widget(socket):
                 inputs[name] = node.values[name]
+        inputs.update(node.decl.get("frontend_inputs", {}))
         api[str(node.id)] = {"inputs": inputs, "class_type": node.type,
                              "_meta": {"title": node.title or node.decl["display_name"]}}
     return ui, api

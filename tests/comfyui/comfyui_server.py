@@ -4,14 +4,15 @@ loopback).
 ComfyUI comes from ``COMFYUI_DIR`` and runs with ``COMFYUI_PYTHON``, else ``$COMFYUI_DIR/../venv-comfy/bin/python``
 when it exists (the layout shared/tools/comfy_host.sh makes), else this interpreter. Its base directory is
 temporary: custom_nodes/ links this repository as ``comfyui-zeroshot-video``, models/ holds the stand-ins
-written by ``python -m zeroshot_video make-test-models``, and input/ the images the shipped workflows load,
-so nothing in the checkout changes.
+written by ``python -m zeroshot_video make-test-models``, and input/ the images the shipped workflows load
+(copies of workflows/inputs/), so nothing in the checkout changes.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-zeroshot-video"
 API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
+INPUTS_DIR = ROOT / "workflows" / "inputs"
 NO_COMFYUI = ("set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON to its python) to run the pack inside "
               "a real ComfyUI")
 
@@ -124,14 +126,16 @@ def comfyui_python(comfy_dir: Path) -> str:
 
 
 def write_input_images(input_dir: Path) -> None:
-    """Every image a LoadImage node of a shipped workflow names, as a small gradient."""
-    from PIL import Image
+    """Every image a LoadImage node of a shipped workflow names, copied from workflows/inputs/ (where the
+    pack ships them for users too)."""
     input_dir.mkdir(parents=True, exist_ok=True)
     for path in API_FILES:
         for node in json.loads(path.read_text()).values():
-            if node["class_type"] == "LoadImage" and not (input_dir / node["inputs"]["image"]).exists():
-                image = Image.linear_gradient("L").resize((256, 256)).convert("RGB")
-                image.save(input_dir / node["inputs"]["image"])
+            if node["class_type"] == "LoadImage":
+                name = node["inputs"]["image"]
+                if not (INPUTS_DIR / name).is_file():
+                    raise FileNotFoundError(f"{path.name} loads {name}, which is not in {INPUTS_DIR}")
+                shutil.copyfile(INPUTS_DIR / name, input_dir / name)
 
 
 def pack_server(comfy_dir: Path, base: Path) -> ComfyUIServer:
