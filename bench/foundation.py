@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +94,10 @@ def main():
     if args.child:
         print(json.dumps(decode_child(args.frames)))
         return
-    figures = {"sampler_vs_diffusers": [sampler_vs_pipeline("animatediff"), sampler_vs_pipeline("modelscope")]}
+    figures = {"note": "UNet calls, differences and memory are exact; seconds are the faster of 2 interleaved rounds "
+                       "and carry the noise of whatever else shares the CPU",
+               "load_average_before": os.getloadavg()[0],
+               "sampler_vs_diffusers": [sampler_vs_pipeline("animatediff"), sampler_vs_pipeline("modelscope")]}
     short, long = (child_peak_rss("bench.foundation", "--frames", str(n)) for n in (16, 64))
     growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
     output_growth = long["output_mb"] - short["output_mb"]
@@ -101,6 +105,7 @@ def main():
                                 "peak_growth_mb": round(growth, 1),
                                 "output_growth_mb": round(output_growth, 1),
                                 "growth_over_output_percent": round(100 * (growth / output_growth - 1), 1)}
+    figures["load_average_after"] = os.getloadavg()[0]
     path = write_results("foundation", figures)
     print(path.read_text())
 
