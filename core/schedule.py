@@ -124,9 +124,11 @@ class Schedule:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         T = self.num_train_timesteps
-        if steps > T:
-            raise ValueError(f"steps ({steps}) cannot exceed the {T} training timesteps")
         spacing = spacing or self.timestep_spacing
+        limit = T - self.steps_offset if spacing == "leading" else T
+        if steps > limit:
+            raise ValueError(f"steps ({steps}) must be at most {limit} for this backbone's "
+                             f"{T} training timesteps ({spacing} spacing)")
         if spacing == "leading":
             ratio = T // steps
             return [i * ratio + self.steps_offset for i in reversed(range(steps))]

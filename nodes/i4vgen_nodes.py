@@ -89,7 +89,7 @@ class RewardSelectAnchor:
                                             "Connected candidate images must have this size.", step=8),
             "height": INT(512, 64, MAX_SIDE, "Height in pixels, a multiple of 8. Connected candidate images must "
                                              "have this size.", step=8),
-            "steps": INT(25, 1, 1000, "DDIM steps for each candidate: the video sampler's own grid."),
+            "steps": INT(25, 1, 999, "DDIM steps for each candidate: the video sampler's own grid."),
             "guidance": FLOAT(7.5, 0.0, 50.0, "Classifier-free guidance scale: the same as the video sampler's.",
                               step=0.1),
             "seed": SEED("Seed of the candidates' noise; the video sampler's seed makes candidate i its frame i's noise."),
@@ -166,7 +166,7 @@ class NIVSDSOptimize:
             "conditioning": LINK("T2V_CONDITIONING", "The prompt embeddings of the video (same negative prompt)."),
             "latent": LINK("LATENT", "A video latent [batch, channels, frames, h, w], usually RewardSelectAnchor's "
                                      "still anchor video."),
-            "steps": INT(25, 1, 1000, "The video sampler's step count: NI-VSDS walks down the same timestep grid."),
+            "steps": INT(25, 1, 999, "The video sampler's step count: NI-VSDS walks down the same timestep grid."),
             "guidance": FLOAT(7.5, 0.0, 50.0, "Classifier-free guidance: the video sampler's value (not an SDS-style "
                                               "100).", step=0.1),
             "p": FLOAT(i4vgen.DEFAULT_P, 0.0, 1.0, "How far down the grid to go: int(steps·p) + 1 iterations (the "

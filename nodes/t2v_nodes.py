@@ -41,7 +41,7 @@ class T2VSampler:
                                             "AnimateDiff 512). Ignored when a latent is connected.", step=8),
             "height": INT(256, 64, MAX_SIDE, "Height in pixels, a multiple of 8. Ignored when a latent is connected.",
                           step=8),
-            "steps": INT(25, 1, 1000, "DDIM steps over the backbone's own timestep grid."),
+            "steps": INT(25, 1, 999, "DDIM steps over the backbone's own timestep grid."),
             "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (1 = prompt only, no negative branch)."
                               , step=0.1),
             "eta": FLOAT(0.0, 0.0, 1.0, "DDIM stochasticity: 0 deterministic DDIM, 1 DDPM-like."),

@@ -128,7 +128,7 @@ class RepeatAndSlideSampler:
                                              "linearly, memory only by the output frames)."),
             "model_frames": INT(16, 2, 1024, "F, frames per model call: F − 1 queue frames + the new one. ModelScope "
                                              "was trained with 16; AnimateDiff takes at most 32."),
-            "steps": INT(10, 1, 1000, "DDIM steps per new frame (paper: 10 with R 4, 50 with R 2)."),
+            "steps": INT(10, 1, 999, "DDIM steps per new frame (paper: 10 with R 4, 50 with R 2)."),
             "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (paper: 9).", step=0.1),
             "seed": SEED(),
         }, "optional": {

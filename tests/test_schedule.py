@@ -97,3 +97,10 @@ def test_rejects_non_epsilon_models():
     scheduler.register_to_config(prediction_type="v_prediction")
     with pytest.raises(ValueError, match="epsilon"):
         Schedule.from_scheduler(scheduler)
+
+
+def test_too_many_steps_is_a_clear_error_not_an_index_error():
+    schedule = Schedule.from_scheduler(ddim_scheduler("scaled_linear", "leading"))
+    assert max(schedule.ddim_timesteps(999)) == 999
+    with pytest.raises(ValueError, match="at most 999"):
+        schedule.ddim_timesteps(1000)
