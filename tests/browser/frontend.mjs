@@ -3,9 +3,10 @@
 //
 //   node frontend.mjs <task> <request.json>     (prints one JSON line: the result)
 //
-// workflows  {url, workflows: [{name, graph}], timeout_s}: load each UI workflow with the page's own
+// workflows  {url, workflows: [{name, graph}], queue, timeout_s}: load each UI workflow with the page's own
 //            app.loadGraphData, report missing node types, widget values as the editor holds them and combo
-//            values outside their options, convert with app.graphToPrompt, queue it, wait for its end.
+//            values outside their options, convert with app.graphToPrompt; with queue, queue the prompt from
+//            the page and wait for its end.
 // preview    {url, graph, node, widgets, timeout_s}: load, set widgets ({name: value}) of the node (another
 //            seed, so the run is not a cached one), queue, and sample the node's live preview every 100 ms
 //            until the prompt ends.
@@ -111,6 +112,10 @@ async function workflows(browser, request) {
         invalid_combos: invalidCombos,
       };
     });
+    if (!request.queue) {
+      results.push({ name, ...state, prompt: (await page.evaluate(() => window.app.graphToPrompt())).output });
+      continue;
+    }
     const queued = await queue(page);
     const run = queued.prompt_id ? await finished(page, queued.prompt_id, request.timeout_s ?? 600)
                                  : { status: "rejected", message: queued.error };
