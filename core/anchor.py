@@ -122,5 +122,6 @@ class Anchor:
 def make_anchor(backbone, images: torch.Tensor, width: int = 0, height: int = 0, crop: str = "center") -> Anchor:
     """IMAGE (one frame, or several for video prediction) → Anchor. Width/height 0 = the backbone's native size."""
     width, height = width or backbone.native_size, height or backbone.native_size
+    backbone.latent_shape(len(images), width, height)  # whole VAE blocks, or a clear error before any work
     image = preprocess(images, width, height, crop)
     return Anchor(image=image, latents=encode_frames(backbone, image).cpu(), backbone=backbone_identity(backbone))

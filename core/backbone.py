@@ -82,6 +82,14 @@ class Backbone:
     def vae_scale_factor(self) -> int:
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
+    def latent_shape(self, frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
+        """``[1, C, F, h, w]`` of a ``width`` × ``height`` video; the sides must be whole VAE blocks."""
+        factor = self.vae_scale_factor
+        if width % factor or height % factor:
+            raise ValueError(f"{width}×{height} is not a whole number of this backbone's {factor}×{factor}-pixel VAE "
+                             f"blocks: make width and height multiples of {factor}.")
+        return (1, int(self.unet.config.in_channels), frames, height // factor, width // factor)
+
     @property
     def latent_scale(self) -> float:
         return float(self.vae.config.scaling_factor)

@@ -31,9 +31,7 @@ def _t2v(args, backbone, cond) -> torch.Tensor:
     check_size(args.width, args.height)
     check_frames(backbone, args.frames)
     gen = torch.Generator().manual_seed(args.seed)
-    factor = backbone.vae_scale_factor
-    noise = noise_like((1, backbone.unet.config.in_channels, args.frames, args.height // factor,
-                        args.width // factor), gen).to(backbone.device)
+    noise = noise_like(backbone.latent_shape(args.frames, args.width, args.height), gen).to(backbone.device)
     denoiser = Denoiser(backbone, args.guidance)
     latent = sample_t2v(denoiser, backbone.schedule, cond, noise, args.steps, generator=gen, eta=args.eta,
                         on_step=lambda i, n, x: print(f"  step {i}/{n}", end="\r"))
@@ -78,8 +76,7 @@ def _i4vgen(args, backbone, cond) -> torch.Tensor:
             standin_models.write_reward_model(folder)
         reward = load_reward_model(folder)
     gen = torch.Generator().manual_seed(args.seed)  # one stream: candidates, then ε, then the regeneration noise
-    factor = backbone.vae_scale_factor
-    shape = (1, backbone.unet.config.in_channels, args.frames, args.height // factor, args.width // factor)
+    shape = backbone.latent_shape(args.frames, args.width, args.height)
     denoiser = Denoiser(backbone, args.guidance)
     selection = i4vgen.generate_and_select(
         denoiser, backbone.schedule, cond,
@@ -102,8 +99,7 @@ def _fifo(args, backbone, cond) -> torch.Tensor:
     plan = fifo.fifo_plan(backbone.schedule, args.window_frames, args.partitions, not args.no_lookahead,
                           backbone.max_frames)
     gen = torch.Generator().manual_seed(args.seed)
-    factor = backbone.vae_scale_factor
-    shape = (1, backbone.unet.config.in_channels, plan.frames, args.height // factor, args.width // factor)
+    shape = backbone.latent_shape(plan.frames, args.width, args.height)
     denoiser = Denoiser(backbone, args.guidance)
     base = sample_t2v(denoiser, backbone.schedule, cond, noise_like(shape, gen).to(backbone.device), plan.steps,
                       generator=gen, eta=args.fifo_eta)

@@ -109,7 +109,7 @@ def check_base_clip(latent: torch.Tensor, plan: FifoPlan, channels: int, downsam
                          f"with T2VSampler frames = {plan.frames} (and steps = {plan.steps}).")
     if h % downsampling or w % downsampling:
         raise ValueError(f"base_clip latent is {h}×{w}; this UNet needs latent sides that are multiples of "
-                         f"{downsampling} (pixel sides multiples of {downsampling * 8}).")
+                         f"{downsampling} (pixel sides multiples of {downsampling} × the VAE's block size).")
 
 
 def init_queue(schedule: Schedule, plan: FifoPlan, base_clip: torch.Tensor, generator: torch.Generator,

@@ -24,6 +24,11 @@ IMAGE_ENCODER = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
 REWARD_MODEL = "PickScore_v1"  # a CLIPModel folder in models/reward_models
 
 BLOCKS = (16, 32)
+# The VAE of real models downsamples 8×. The stand-ins written by write_all downsample 32× (six levels), so the
+# shipped workflows run unchanged at their paper sizes (256² and 512², hundreds of frames) on a CPU in minutes;
+# every size in the pack is read from the VAE's own config, which this also exercises.
+REAL_VAE_BLOCKS = (8,) * 4
+WORKFLOW_VAE_BLOCKS = (8,) * 6
 CROSS_DIM = 32
 IMAGE_HIDDEN = 64  # one 64-wide head, so the head count follows the usual CLIP rule hidden // 64
 
@@ -53,7 +58,7 @@ def tiny_text_encoder(tokenizer, hidden=CROSS_DIM):
         pad_token_id=tokenizer.pad_token_id))
 
 
-def tiny_vae(blocks=(8, 8, 8, 8)):
+def tiny_vae(blocks=REAL_VAE_BLOCKS):
     from diffusers import AutoencoderKL
     torch.manual_seed(0)
     return AutoencoderKL(block_out_channels=tuple(blocks), layers_per_block=1, norm_num_groups=2,
@@ -166,7 +171,7 @@ def _save_pipeline_folder(folder: Path, class_name: str, components: dict) -> No
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
-def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=(8, 8, 8, 8)) -> None:
+def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=REAL_VAE_BLOCKS) -> None:
     tokenizer = tiny_tokenizer()
     _save_pipeline_folder(folder, "TextToVideoSDPipeline", {
         "unet": tiny_unet3d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
@@ -174,7 +179,7 @@ def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1,
         "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
 
 
-def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=(8, 8, 8, 8)) -> None:
+def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=REAL_VAE_BLOCKS) -> None:
     tokenizer = tiny_tokenizer()
     _save_pipeline_folder(folder, "StableDiffusionPipeline", {
         "unet": tiny_unet2d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
@@ -182,13 +187,13 @@ def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_b
         "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
 
 
-def write_all(models_dir: str | os.PathLike) -> list[Path]:
+def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> list[Path]:
     """Write every stand-in under ``models_dir`` (a ComfyUI ``models/`` folder); returns what was written."""
     root = Path(models_dir)
     written = [root / "diffusers" / MODELSCOPE, root / "diffusers" / ZEROSCOPE, root / "diffusers" / SD15]
-    write_modelscope(written[0])
-    write_modelscope(written[1])
-    write_sd15(written[2])
+    write_modelscope(written[0], vae_blocks=vae_blocks)
+    write_modelscope(written[1], vae_blocks=vae_blocks)
+    write_sd15(written[2], vae_blocks=vae_blocks)
 
     adapter = tiny_motion_adapter()
     adapter_dir = root / "animatediff_models" / MOTION_ADAPTER
