@@ -6,14 +6,10 @@ import torch
 from ..core import fifo
 from ..core.image_tokens import ImageTokens
 from . import comfy_glue as glue
-from .inputs import FLOAT, INT, LINK, SEED, STRING, generator
+from .inputs import BOOLEAN, FLOAT, INT, LINK, SEED, STRING, generator, validated
 from .t2v_nodes import guided_denoiser
 
 CATEGORY = "zero-shot video"
-
-
-def BOOLEAN(default: bool, tooltip: str):
-    return ("BOOLEAN", {"default": default, "tooltip": tooltip})
 
 
 class FIFOQueueWithImageEmbed:
@@ -80,13 +76,8 @@ class FIFOQueueWithImageEmbed:
 
     @classmethod
     def VALIDATE_INPUTS(cls, window_frames=None, partitions=None, lookahead=None):
-        if None in (window_frames, partitions, lookahead):
-            return True  # linked: checked when the node runs
-        try:
-            fifo.check_fifo_shape(window_frames, partitions, lookahead)
-        except ValueError as error:
-            return str(error)
-        return True
+        return validated(cls, lambda: fifo.check_fifo_shape(window_frames, partitions, lookahead),
+                         window_frames=window_frames, partitions=partitions, lookahead=lookahead)
 
     def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
                  guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,

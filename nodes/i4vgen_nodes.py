@@ -8,7 +8,7 @@ from ..core.backbone import resolve_dtype
 from ..core.reward import load_reward_model
 from ..core.validation import check_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, INT, LINK, SEED, STRING, generator
+from .inputs import COMBO, FLOAT, INT, LINK, SEED, STRING, generator, validated
 from .t2v_nodes import CATEGORY, MAX_SIDE, guided_denoiser
 
 REWARD_FOLDER = "models/reward_models"
@@ -102,11 +102,7 @@ class RewardSelectAnchor:
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None):
-        try:
-            check_size(width, height)
-        except ValueError as error:
-            return str(error)
-        return True
+        return validated(cls, lambda: check_size(width, height), width=width, height=height)
 
     def select(self, backbone, conditioning, reward_model, frames, width, height, steps, guidance, seed,
                num_candidates, candidates=None):
@@ -132,8 +128,7 @@ class RewardSelectAnchor:
             selection = i4vgen.select_from_images(candidates, frames, score=score,
                                                   encode=lambda images: i4vgen.encode_images(model, images))
         else:
-            factor = model.vae_scale_factor
-            shape = (1, model.unet.config.in_channels, frames, height // factor, width // factor)
+            shape = model.latent_shape(frames, width, height)
             gen = generator(seed)
             noise = i4vgen.candidate_noise(shape, num_candidates or frames, gen).to(model.device)
             selection = i4vgen.generate_and_select(
@@ -180,13 +175,7 @@ class NIVSDSOptimize:
 
     @classmethod
     def VALIDATE_INPUTS(cls, step_sizes=None):
-        if step_sizes is None:
-            return True
-        try:
-            i4vgen.parse_step_sizes(step_sizes)
-        except ValueError as error:
-            return str(error)
-        return True
+        return validated(cls, lambda: i4vgen.parse_step_sizes(step_sizes), step_sizes=step_sizes)
 
     def optimize(self, backbone, conditioning, latent, steps, guidance, p, step_sizes, seed):
         model = backbone.ready()

@@ -23,6 +23,10 @@ def COMBO(options: list[str], tooltip: str, default: str | None = None):
     return (list(options), spec)
 
 
+def BOOLEAN(default: bool, tooltip: str):
+    return ("BOOLEAN", {"default": default, "tooltip": tooltip})
+
+
 def LINK(type_name: str, tooltip: str):
     return (type_name, {"tooltip": tooltip})
 
@@ -35,3 +39,41 @@ def generator(seed: int):
     """The one source of randomness of a node run: a CPU generator seeded from its seed input."""
     import torch
     return torch.Generator("cpu").manual_seed(int(seed))
+
+
+_KINDS = {"INT": ((int,), "an integer"), "FLOAT": ((int, float), "a number"), "BOOLEAN": ((bool,), "true or false"),
+          "STRING": ((str,), "a text")}
+
+
+def _declared_problem(node_cls, name: str, value) -> str | None:
+    declared = {**node_cls.INPUT_TYPES().get("required", {}), **node_cls.INPUT_TYPES().get("optional", {})}
+    kind, options = declared[name][0], (declared[name][1] if len(declared[name]) > 1 else {})
+    if kind not in _KINDS:
+        return None
+    types, what = _KINDS[kind]
+    if not isinstance(value, types) or (isinstance(value, bool) and kind != "BOOLEAN"):
+        return f"{name} must be {what}, got {value!r}"
+    if "min" in options and value < options["min"]:
+        return f"{name} {value} is below its minimum {options['min']}"
+    if "max" in options and value > options["max"]:
+        return f"{name} {value} is above its maximum {options['max']}"
+    return None
+
+
+def validated(node_cls, check, **values):
+    """VALIDATE_INPUTS' answer: True, or the message ComfyUI shows.
+
+    ComfyUI skips its own type and min/max checks for every input a VALIDATE_INPUTS names, so the declared ones
+    are applied here first; then ``check`` (raising ValueError) runs, once no value is linked (linked inputs
+    arrive as None and are checked when the node runs)."""
+    for name, value in values.items():
+        problem = None if value is None else _declared_problem(node_cls, name, value)
+        if problem:
+            return problem
+    if None in values.values():
+        return True
+    try:
+        check()
+    except ValueError as error:
+        return str(error)
+    return True

@@ -8,7 +8,7 @@ from ..core.denoiser import Denoiser
 from ..core.t2v import noise_like, sample_t2v
 from ..core.validation import check_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import FLOAT, INT, LINK, SEED, generator
+from .inputs import FLOAT, INT, LINK, SEED, generator, validated
 
 CATEGORY = "zero-shot video"
 MAX_SIDE = 4096
@@ -53,11 +53,7 @@ class T2VSampler:
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None):
-        try:
-            check_size(width, height)
-        except ValueError as error:
-            return str(error)
-        return True
+        return validated(cls, lambda: check_size(width, height), width=width, height=height)
 
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
                denoise=1.0):
@@ -76,8 +72,7 @@ class T2VSampler:
         else:
             check_size(width, height)
             check_frames(model, frames)
-            factor = model.vae_scale_factor
-            shape = (1, model.unet.config.in_channels, frames, height // factor, width // factor)
+            shape = model.latent_shape(frames, width, height)
             init = None
         noise = noise_like(shape, gen).to(model.device)
         progress = glue.Progress(steps)

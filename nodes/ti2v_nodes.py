@@ -7,7 +7,7 @@ from ..core.strategies import NoiseInit, Resample
 from ..core.ti2v_zero import check_settings, sample_on_backbone
 from ..core.validation import check_size
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, INT, LINK, SEED, generator
+from .inputs import COMBO, FLOAT, INT, LINK, SEED, generator, validated
 from .t2v_nodes import MAX_SIDE, guided_denoiser
 
 CATEGORY = "zero-shot video"
@@ -49,11 +49,12 @@ class EncodeAnchorImage:
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None):
-        try:
-            check_size(width or None, height or None)
-        except ValueError as error:
-            return f"{error} (or 0 for the backbone's native size)"
-        return True
+        def check():
+            try:
+                check_size(width or None, height or None)
+            except ValueError as error:
+                raise ValueError(f"{error} (or 0 for the backbone's native size)") from None
+        return validated(cls, check, width=width, height=height)
 
     def encode(self, backbone, image, width, height, crop):
         model = backbone.ready()
