@@ -39,8 +39,7 @@ def _pipeline(backbone):
 @torch.no_grad()
 def sampler_vs_pipeline(family: str) -> dict:
     backbone = load_bench_backbone(family, MODELS)
-    latent_side = SIDE // backbone.vae_scale_factor
-    noise = noise_like((1, 4, FRAMES, latent_side, latent_side), torch.Generator().manual_seed(0))
+    noise = noise_like(backbone.latent_shape(FRAMES, SIDE, SIDE), torch.Generator().manual_seed(0))
     pipe = _pipeline(backbone)
     pipe(prompt=PROMPT, num_frames=FRAMES, height=SIDE, width=SIDE, num_inference_steps=1, output_type="latent",
          latents=noise.clone())  # warm-up
@@ -74,7 +73,7 @@ def sampler_vs_pipeline(family: str) -> dict:
 @torch.no_grad()
 def decode_child(frames: int) -> dict:
     backbone = load_bench_backbone("modelscope", MODELS)
-    latents = torch.randn(1, 4, frames, SIDE // 8, SIDE // 8)
+    latents = torch.randn(backbone.latent_shape(frames, SIDE, SIDE))
     vae.decode_frames(backbone, latents[:, :, :4], chunk=4)  # warm-up: allocator pools, lazy inits
     baseline = reset_peak_rss()
     meter = Meter(backbone)

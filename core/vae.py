@@ -40,8 +40,9 @@ def decode_frames(backbone, latents: torch.Tensor, chunk: int = DEFAULT_CHUNK,
     frames = None  # filled in place: no second copy of the whole video at the end
     for i in range(0, flat.shape[0], chunk):
         z = flat[i:i + chunk].to(device, dtype) / backbone.latent_scale
-        image = ((backbone.vae.decode(z).sample.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+        # The decoder's output is ours: map it to 0..1 in place, then one strided copy into the result.
+        image = backbone.vae.decode(z).sample.float().add_(1).mul_(0.5).clamp_(0, 1).permute(0, 2, 3, 1)
         if frames is None:
             frames = torch.empty((flat.shape[0], *image.shape[1:]), device=out_device)
-        frames[i:i + image.shape[0]] = image.to(out_device)
+        frames[i:i + image.shape[0]].copy_(image)
     return frames
