@@ -63,7 +63,8 @@ def tiny_vae(blocks=REAL_VAE_BLOCKS):
     torch.manual_seed(0)
     return AutoencoderKL(block_out_channels=tuple(blocks), layers_per_block=1, norm_num_groups=2,
                          latent_channels=4, sample_size=64,
-                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+                         down_block_types=("DownEncoderBlock2D",) * len(blocks),
+                         up_block_types=("UpDecoderBlock2D",) * len(blocks))
 
 
 def _unet_layout(blocks, kind: str) -> dict:

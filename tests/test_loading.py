@@ -116,3 +116,14 @@ def test_auto_dtype_is_fp32_on_cpu_and_half_on_gpu():
 def test_files_inside_a_model_folder_are_not_listed_as_models():
     assert not [name for name in _options("motion_adapter") if "/" in name]
     assert not [name for name in _options("model") if "/" in name]
+
+
+@pytest.mark.parametrize("blocks", [standin_models.REAL_VAE_BLOCKS, standin_models.WORKFLOW_VAE_BLOCKS])
+def test_standin_vae_downsamples_by_the_factor_its_config_declares(blocks):
+    """The pack reads the VAE factor from the config (2 ** (levels − 1)); the stand-ins must really have it."""
+    vae = standin_models.tiny_vae(blocks)
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    with torch.no_grad():
+        latent = vae.encode(torch.zeros(1, 3, 2 * factor, 4 * factor)).latent_dist.mean
+        image = vae.decode(latent).sample
+    assert latent.shape[-2:] == (2, 4) and image.shape[-2:] == (2 * factor, 4 * factor)
