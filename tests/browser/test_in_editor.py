@@ -27,7 +27,7 @@ pytestmark = pytest.mark.comfyui
 # preview test prefers them, and the size of its run.
 STREAMING_SAMPLERS = ("RepeatAndSlideSampler", "FIFOQueueWithImageEmbed")
 PREVIEW_FRAMES, PREVIEW_STEPS = 6, 2
-RUN_TIMEOUT = 3600  # seconds for one workflow to run on a CPU with the stand-ins
+RUN_TIMEOUT = 1800  # seconds for one workflow to run on a CPU with the stand-ins
 
 
 def _without_seeds(prompt: dict) -> dict:

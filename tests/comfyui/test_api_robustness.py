@@ -1,22 +1,19 @@
-"""The HTTP API as a user's script meets it, through the pack's client (client.py): every shipped API workflow,
-a run interrupted mid-sampling, and malformed prompts, each of which must come back as a validation error that
-names the problem while the server keeps serving."""
+"""The HTTP API as a user's script meets it, through the pack's client (client.py): a long FIFO run interrupted
+mid-sampling, and malformed prompts, each of which must come back as a validation error that names the problem
+while the server keeps serving. (Every shipped API workflow runs through the client in test_in_comfyui.py.)"""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from comfyui_server import API_FILES, ROOT
+from comfyui_server import ROOT
 from zeroshot_video import client
 
 BASE = ROOT / "workflows" / "api" / "t2v_basic.json"
-VIDEO_SUFFIXES = {".mp4", ".webm", ".webp", ".gif", ".mov", ".mkv"}
+FIFO_LONG = ROOT / "workflows" / "api" / "fifo_long.json"
 # t2v_basic at a size the CPU runs in seconds: the base of the small valid and the malformed prompts.
 SMALL = ["3.frames=4", "3.width=64", "3.height=64", "3.steps=2"]
 
@@ -44,61 +41,54 @@ def _assert_serving(comfyui):
     assert status == 200 and "system" in stats, comfyui.log_tail()
 
 
-@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
-def test_shipped_workflow_runs_through_the_client(comfyui, path, tmp_path, capsys):
-    code = _submit(comfyui, path, tmp_path / "out")
-    printed = capsys.readouterr()
-    if code == client.UNREACHABLE:  # timed out: stop it, or it runs on behind the next tests
-        comfyui.request("POST", "/queue", {"clear": True})
-        comfyui.request("POST", "/interrupt", {})
-    assert code == client.OK, printed.err + comfyui.log_tail()
-    saved = [Path(line) for line in printed.out.splitlines()]
-    assert saved and all(file.parent == tmp_path / "out" and file.is_file() for file in saved)
-    videos = [file for file in saved if file.suffix.lower() in VIDEO_SUFFIXES]
-    assert videos, f"no video downloaded: {saved}"
-    for video in videos:
-        assert video.stat().st_size > 1000
-        if video.suffix.lower() in (".mp4", ".mov"):
-            assert video.read_bytes()[4:8] == b"ftyp", f"{video} is not an MP4/QuickTime file"
-    assert "node 3 (T2VSampler" in printed.err or "cached" in printed.err
-
-
-def test_interrupt_mid_run_then_the_next_prompt_runs(comfyui, tmp_path, capsys):
-    """A 500-step run is interrupted at its first sampling step; the client says so and exits 3, the history
-    records execution_interrupted in the sampler, and a small prompt then succeeds."""
-    long_run = _small_prompt(steps=500, seed=1001)
-    (tmp_path / "long.json").write_text(json.dumps(long_run))
-    run = subprocess.Popen([sys.executable, str(ROOT / "client.py"), "submit", str(tmp_path / "long.json"),
-                            "--server", comfyui.url, "--out", str(tmp_path / "long"), "--timeout", "600"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines, sampling = [], threading.Event()
-
-    def read_progress():
-        for line in run.stderr:
-            lines.append(line)
-            if "step " in line:
-                sampling.set()
-
-    reader = threading.Thread(target=read_progress, daemon=True)
-    reader.start()
+def test_interrupt_during_a_long_fifo_run_stops_it_within_a_unet_call_and_the_next_prompt_runs(comfyui, tmp_path,
+                                                                                                  capsys):
+    """fifo_long made endless (100 000 frames) and slow per frame (768², all 2n windows of an iteration in one
+    batched UNet call, so one emitted frame is one UNet call): POST /interrupt once frames are coming stops the
+    run within the time of one such call, nothing runs on after it, and the next prompt succeeds."""
+    prompt = client.apply_overrides(json.loads(FIFO_LONG.read_text()), [
+        "FIFOQueueWithImageEmbed.num_frames=100000", "FIFOQueueWithImageEmbed.window_batch=8",
+        "FIFOQueueWithImageEmbed.stream_to_disk=false", "T2VSampler.width=768", "T2VSampler.height=768"])
+    fifo_node = client.find_node(prompt, "FIFOQueueWithImageEmbed")
+    client_id = "fifo-interrupt"
+    events = client.WebSocket(comfyui.url, client_id)
     try:
-        deadline = time.monotonic() + 600
-        while not sampling.wait(0.5) and run.poll() is None and time.monotonic() < deadline:
-            pass
-        assert sampling.is_set(), "".join(lines) + comfyui.log_tail()
-        prompt_id = next(line.split()[2] for line in lines if line.startswith("queued prompt "))
-        assert comfyui.request("POST", "/interrupt", {"prompt_id": prompt_id})[0] == 200
-        assert run.wait(120) == client.FAILED, "".join(lines)
+        status, answer = comfyui.request("POST", "/prompt", {"prompt": prompt, "client_id": client_id})
+        assert status == 200 and not answer.get("node_errors"), answer
+        prompt_id = answer["prompt_id"]
+        ticks, interrupted_at, interrupted_after, late_ticks = [], None, None, []
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            text = events.receive(1.0)
+            if text is None:
+                continue
+            message = json.loads(text)
+            kind, data = message["type"], message.get("data") or {}
+            if data.get("prompt_id") not in (None, prompt_id):
+                continue
+            if kind == "progress" and str(data.get("node")) == fifo_node:
+                if interrupted_at is None:
+                    ticks.append(time.monotonic())
+                else:
+                    late_ticks.append(data)
+                if len(ticks) == 4 and interrupted_at is None:
+                    interrupted_at = time.monotonic()
+                    assert comfyui.request("POST", "/interrupt", {"prompt_id": prompt_id})[0] == 200
+            elif kind in ("execution_interrupted", "execution_error", "execution_success"):
+                assert kind == "execution_interrupted", data
+                interrupted_after = time.monotonic() - interrupted_at
+                break
+        else:
+            pytest.fail("no interruption within 900 s:\n" + comfyui.log_tail())
     finally:
-        if run.poll() is None:
-            run.kill()
-            comfyui.request("POST", "/interrupt", {})
-    reader.join(10)
-    assert "error: interrupted in node 3 (T2VSampler)" in "".join(lines)
+        events.close()
+        comfyui.request("POST", "/interrupt", {})
+    one_call = (ticks[-1] - ticks[0]) / (len(ticks) - 1)  # one emitted frame = one batched UNet call here
+    assert interrupted_after < one_call + 0.5, (interrupted_after, one_call)
+    assert len(late_ticks) <= 1, late_ticks  # at most the frame whose call was already under way
     entry = comfyui.get(f"/history/{prompt_id}")[1][prompt_id]
-    kinds = {kind: data for kind, data in entry["status"]["messages"]}
-    assert "execution_interrupted" in kinds and kinds["execution_interrupted"]["node_id"] == "3"
     assert entry["status"]["status_str"] == "error"
+    assert client._outcome(entry) == (client.FAILED, f"interrupted in node {fifo_node} (FIFOQueueWithImageEmbed)")
 
     _assert_serving(comfyui)
     code = _submit(comfyui, _small_prompt(seed=1002), tmp_path / "next")
@@ -157,17 +147,7 @@ MALFORMED = {
 # What the client adds to ComfyUI's bare KeyError / IndexError for a dangling link.
 REPORT_HINTS = {"link_to_missing_node": "a link points to node '99', which the workflow does not have",
                 "link_to_missing_output": "a link points to an output slot its node does not have"}
-# Validation gaps of the pack, pinned until fixed (strict: the test fails once they are, so the mark goes).
-KNOWN_GAPS = {
-    "width_above_max": "T2VSampler.VALIDATE_INPUTS names width/height, so ComfyUI skips its own min/max check for "
-                       "them, and check_size does not apply the declared maximum: the prompt is accepted",
-    "width_not_a_number": "for the same reason ComfyUI does not convert width to INT, and check_size raises "
-                          "TypeError: a 400, but as exception_during_inner_validation with a TypeError message",
-}
-
-
-@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case]))
-                                  if case in KNOWN_GAPS else case for case in MALFORMED])
+@pytest.mark.parametrize("case", MALFORMED)
 def test_malformed_prompt_gets_a_validation_error(comfyui, case, tmp_path, capsys):
     change, (where, error_type, detail) = MALFORMED[case]
     prompt = _small_prompt(seed=2000)

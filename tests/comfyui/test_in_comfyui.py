@@ -47,35 +47,38 @@ def test_object_info_lists_every_node_with_our_tooltips(object_info):
                     f"{name}.{input_name}"
 
 
-# Frames each shipped workflow's video must have: the sampler's frame count, plus the anchor frames that
-# RepeatAndSlideSampler puts first (one still image, or the clip's frames for video prediction).
-EXPECTED_FRAMES = {
-    "t2v_basic": 16, "i4vgen_t2v": 16, "i4vgen_modelscope": 16, "i4vgen_image_to_video": 16,
-    "ti2v_zero_basic": 16, "ti2v_zero_long": 128, "ti2v_zero_prediction": 16, "i4vgen_anchor_to_ti2v_zero_long": 128,
-    "fifo_long": 256, "fifo_image_embed_seeded": 128, "fifo_image_to_video": 128, "fifo_multi_prompt": 192,
+# (frames, side) of each shipped workflow's square video: the sampler's frame count, plus the anchor frames
+# that RepeatAndSlideSampler puts first (one still image, or the clip's frames for video prediction).
+EXPECTED_VIDEO = {
+    "t2v_basic": (16, 256), "i4vgen_t2v": (16, 512), "i4vgen_modelscope": (16, 256),
+    "i4vgen_image_to_video": (16, 512), "ti2v_zero_basic": (16, 256), "ti2v_zero_long": (128, 256),
+    "ti2v_zero_prediction": (16, 256), "i4vgen_anchor_to_ti2v_zero_long": (128, 256), "fifo_long": (256, 256),
+    "fifo_image_embed_seeded": (128, 512), "fifo_image_to_video": (128, 512), "fifo_multi_prompt": (192, 256),
 }
 # What the pack's samplers report while they run (the client prints a node line, then its steps).
 SAMPLERS = {"T2VSampler", "RepeatAndSlideSampler", "FIFOQueueWithImageEmbed", "RewardSelectAnchor", "NIVSDSOptimize"}
 
 
-def video_frames(comfyui, video: Path) -> int:
-    """Frames in a saved video, counted by PyAV in ComfyUI's own environment (ComfyUI needs PyAV; the pack
-    does not)."""
+def video_shape(comfyui, video: Path) -> tuple[int, int, int]:
+    """(frames, width, height) of a saved video, read by PyAV in ComfyUI's own environment (ComfyUI needs
+    PyAV; the pack does not)."""
     count = ("import av, sys\nwith av.open(sys.argv[1]) as f:\n"
-             "    print(sum(1 for _ in f.decode(video=0)))")
+             "    frames = [(p.width, p.height) for p in f.decode(video=0)]\n"
+             "print(len(frames), *frames[0])")
     done = subprocess.run([comfyui.python, "-c", count, str(video)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return tuple(int(n) for n in done.stdout.split())
 
 
 def test_every_workflow_has_an_expected_length():
-    assert sorted(EXPECTED_FRAMES) == [path.stem for path in API_FILES]
+    assert sorted(EXPECTED_VIDEO) == [path.stem for path in API_FILES]
 
 
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
 def test_shipped_workflow_runs_unchanged_through_the_client(comfyui, path, tmp_path, capsys):
     """The API file exactly as shipped, at its paper size, queued with ``python -m zeroshot_video submit``:
-    it succeeds, every sampler of the pack reports progress, and the downloaded video has the right length."""
+    it succeeds, every sampler of the pack reports progress, and the downloaded video has the right length
+    and size."""
     code = client.submit(str(path), comfyui.url, [], tmp_path, timeout=1800)
     printed = capsys.readouterr()
     if code == client.UNREACHABLE:  # timed out: stop it, or it runs on behind the next tests
@@ -90,7 +93,8 @@ def test_shipped_workflow_runs_unchanged_through_the_client(comfyui, path, tmp_p
     videos = [file for file in saved if file.suffix.lower() in VIDEO_SUFFIXES]
     assert len(videos) == 1 and videos[0].parent == tmp_path, f"expected one downloaded video: {saved}"
     assert videos[0].read_bytes()[4:8] == b"ftyp", f"{videos[0]} is not an MP4 file"
-    assert video_frames(comfyui, videos[0]) == EXPECTED_FRAMES[path.stem]
+    frames, side = EXPECTED_VIDEO[path.stem]
+    assert video_shape(comfyui, videos[0]) == (frames, side, side)
 
 
 def _normalized(spec: list | tuple, dynamic_options: bool):
