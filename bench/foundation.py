@@ -93,11 +93,12 @@ def main():
     if args.child:
         print(json.dumps(decode_child(args.frames)))
         return
-    figures = {"note": "UNet calls, differences and memory are exact; seconds are the faster of 2 interleaved rounds "
-                       "and carry the noise of whatever else shares the CPU",
+    figures = {"note": "UNet calls and differences are exact; seconds are the faster of 2 interleaved rounds and "
+                       "carry the noise of whatever else shares the CPU; decode memory is the median of 5 fresh "
+                       "processes per length",
                "load_average_before": os.getloadavg()[0],
                "sampler_vs_diffusers": [sampler_vs_pipeline("animatediff"), sampler_vs_pipeline("modelscope")]}
-    short, long = (child_peak_rss("bench.foundation", "--frames", str(n)) for n in (16, 64))
+    short, long = (child_peak_rss("bench.foundation", "--frames", str(n), repeats=5) for n in (16, 64))
     growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
     output_growth = long["output_mb"] - short["output_mb"]
     figures["decode_memory"] = {"size": SIDE, "16_frames": short, "64_frames": long,
