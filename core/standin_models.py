@@ -172,20 +172,19 @@ def _save_pipeline_folder(folder: Path, class_name: str, components: dict) -> No
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
-def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=REAL_VAE_BLOCKS) -> None:
+def _write_pipeline(folder: Path, class_name: str, unet, cross_dim: int, vae_blocks) -> None:
     tokenizer = tiny_tokenizer()
-    _save_pipeline_folder(folder, "TextToVideoSDPipeline", {
-        "unet": tiny_unet3d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
-        "text_encoder": tiny_text_encoder(tokenizer, cross_dim),
+    _save_pipeline_folder(folder, class_name, {
+        "unet": unet, "vae": tiny_vae(vae_blocks), "text_encoder": tiny_text_encoder(tokenizer, cross_dim),
         "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
+
+
+def write_modelscope(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=REAL_VAE_BLOCKS) -> None:
+    _write_pipeline(folder, "TextToVideoSDPipeline", tiny_unet3d(blocks, cross_dim, layers), cross_dim, vae_blocks)
 
 
 def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_blocks=REAL_VAE_BLOCKS) -> None:
-    tokenizer = tiny_tokenizer()
-    _save_pipeline_folder(folder, "StableDiffusionPipeline", {
-        "unet": tiny_unet2d(blocks, cross_dim, layers), "vae": tiny_vae(vae_blocks),
-        "text_encoder": tiny_text_encoder(tokenizer, cross_dim),
-        "tokenizer": tokenizer, "scheduler": ddim_scheduler("scaled_linear", "leading")})
+    _write_pipeline(folder, "StableDiffusionPipeline", tiny_unet2d(blocks, cross_dim, layers), cross_dim, vae_blocks)
 
 
 def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> list[Path]:
