@@ -76,6 +76,11 @@ def _modelscope(node_id: int, group: str = "Model") -> dict:
             "inputs": {"model": models.MODELSCOPE, "motion_adapter": "none", "dtype": "auto"}}
 
 
+def _reward_model(node_id: int) -> dict:
+    return {"id": node_id, "type": "LoadRewardModel", "group": "Model",
+            "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}}
+
+
 def _animatediff(node_id: int, image_attention: bool = False) -> dict:
     inputs = {"model": models.SD15, "motion_adapter": models.MOTION_ADAPTER, "dtype": "auto"}
     if image_attention:
@@ -295,8 +300,7 @@ def _i4vgen(name: str, note: str, backbone: dict, size: int, guidance: float) ->
     return {
         "name": name, "note": note,
         "columns": [
-            [backbone, {"id": 2, "type": "LoadRewardModel", "group": "Model",
-                        "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+            [backbone, _reward_model(2),
              _prompt(3, 1, "a corgi running along a beach at sunset, high quality")],
             [{"id": 4, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
               "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), **video, "seed": 42,
@@ -344,8 +348,7 @@ I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG = {
         f"Models: {NEEDS_MODELSCOPE}; {NEEDS_REWARD}."
     ),
     "columns": [
-        [_modelscope(1), {"id": 2, "type": "LoadRewardModel", "group": "Model",
-                          "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+        [_modelscope(1), _reward_model(2),
          _prompt(3, 1, "a lighthouse on a cliff above a stormy sea, dramatic clouds, high quality")],
         [{"id": 4, "type": "RewardSelectAnchor", "group": "Anchor image (I4VGen)",
           "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 16, "width": 256,
@@ -376,8 +379,7 @@ I4VGEN_IMAGE_TO_VIDEO = {
         f"{needs_input(example_inputs.STILL)}"
     ),
     "columns": [
-        [_animatediff(1), {"id": 2, "type": "LoadRewardModel", "group": "Model",
-                           "inputs": {"model": models.REWARD_MODEL, "dtype": "auto"}},
+        [_animatediff(1), _reward_model(2),
          _prompt(3, 1, SCENE_PROMPT)],
         [{"id": 4, "type": "LoadImage", "group": "Image", "size": [320, 360],
           "inputs": {"image": example_inputs.STILL}},
