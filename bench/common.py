@@ -2,6 +2,7 @@
 peak memory of a child process, the bench-size models, and the results file."""
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -94,6 +95,28 @@ def reset_peak_rss() -> float:
     gc.collect()
     Path("/proc/self/clear_refs").write_text("5")
     return _status_mb("VmRSS")
+
+
+def answered_as_child(child, **options) -> bool:
+    """The child side of child_peak_rss: with ``--child``, run ``child`` with the parsed ``options`` (argparse
+    keyword arguments by name) in this fresh process, print its JSON and return True; in the parent, False."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", action="store_true")
+    for name, spec in options.items():
+        parser.add_argument(f"--{name}", **spec)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*(getattr(args, name) for name in options))))
+    return args.child
+
+
+def growth_over_output(short: dict, long: dict) -> dict:
+    """How much more the long run's peak grew than the short run's, each over its own post-loading RSS (so
+    the two loadings' noise cancels out), against how much more output the long run made."""
+    growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
+    output_growth = long["output_mb"] - short["output_mb"]
+    return {"peak_growth_mb": round(growth, 1), "output_growth_mb": round(output_growth, 1),
+            "growth_over_output_percent": round(100 * (growth / output_growth - 1), 1)}
 
 
 def child_peak_rss(module: str, *args: str, repeats: int = 1) -> dict:

@@ -11,8 +11,6 @@ go to disk and are not kept.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 import time
@@ -26,7 +24,8 @@ from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 
-from .common import Meter, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss, write_results
+from .common import (Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss,
+                     write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
 PROMPT = "a red panda eating bamboo"
@@ -128,13 +127,7 @@ def _memory(streamed: bool) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", action="store_true")
-    parser.add_argument("--frames", type=int)
-    parser.add_argument("--streamed", action="store_true")
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(memory_child(args.frames, args.streamed)))
+    if answered_as_child(memory_child, frames={"type": int}, streamed={"action": "store_true"}):
         return
     figures = {"per_emitted_frame": speed(),
                "memory": {"settings": {k: v for k, v in MEMORY.items() if k != "lengths"},

@@ -5,8 +5,6 @@ per step, sampler overhead, and DecodeVideoLatent's peak memory at two clip leng
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 import time
@@ -20,7 +18,8 @@ from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 
-from .common import Meter, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss, write_results
+from .common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
+                     reset_peak_rss, write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
 FRAMES, SIDE, STEPS, GUIDANCE = 16, 128, 5, 7.5
@@ -86,12 +85,7 @@ def decode_child(frames: int) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", action="store_true")
-    parser.add_argument("--frames", type=int)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(decode_child(args.frames)))
+    if answered_as_child(decode_child, frames={"type": int}):
         return
     figures = {"note": "UNet calls and differences are exact; seconds are the faster of 2 interleaved rounds and "
                        "carry the noise of whatever else shares the CPU; decode memory is the median of 5 fresh "
@@ -99,12 +93,8 @@ def main():
                "load_average_before": os.getloadavg()[0],
                "sampler_vs_diffusers": [sampler_vs_pipeline("animatediff"), sampler_vs_pipeline("modelscope")]}
     short, long = (child_peak_rss("bench.foundation", "--frames", str(n), repeats=5) for n in (16, 64))
-    growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
-    output_growth = long["output_mb"] - short["output_mb"]
     figures["decode_memory"] = {"size": SIDE, "16_frames": short, "64_frames": long,
-                                "peak_growth_mb": round(growth, 1),
-                                "output_growth_mb": round(output_growth, 1),
-                                "growth_over_output_percent": round(100 * (growth / output_growth - 1), 1)}
+                                **growth_over_output(short, long)}
     figures["load_average_after"] = os.getloadavg()[0]
     path = write_results("foundation", figures)
     print(path.read_text())

@@ -10,8 +10,6 @@ not hidden behind another's.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.reward import load_reward_model
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 
-from .common import Meter, child_peak_rss, load_bench_backbone, peak_rss_mb, write_results
+from .common import Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, write_results
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
 FRAMES, SIDE, STEPS, GUIDANCE, P, P_RE = 16, 128, 25, 7.5, i4vgen.DEFAULT_P, 1.0
@@ -124,12 +122,7 @@ def stage_child(stage: str) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", action="store_true")
-    parser.add_argument("--stage", choices=STAGES)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(stage_child(args.stage)))
+    if answered_as_child(stage_child, stage={"choices": STAGES}):
         return
     figures = {"setting": {"backbone": "bench-size AnimateDiff (random weights)", "reward": "tiny stand-in CLIP",
                            "frames": FRAMES, "size": SIDE, "steps": STEPS, "guidance": GUIDANCE, "p": P,

@@ -10,8 +10,6 @@ what they measure is growth with video length, which must be the output frames a
 """
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +22,8 @@ from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.strategies import NoiseInit, Resample
 
-from .common import Meter, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss, write_results
+from .common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
+                     reset_peak_rss, write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
 PROMPT = "a red panda eating bamboo"
@@ -92,22 +91,12 @@ def memory_child(new_frames: int) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--child", action="store_true")
-    parser.add_argument("--frames", type=int)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(memory_child(args.frames)))
+    if answered_as_child(memory_child, frames={"type": int}):
         return
     figures = {"per_new_frame": speed()}
     short, long = (child_peak_rss("bench.ti2v_zero", "--frames", str(n)) for n in MEMORY["lengths"])
-    # each child's peak above its own post-loading RSS, so the two loadings' noise cancels out
-    growth = (long["peak_rss_mb"] - long["rss_mb_before"]) - (short["peak_rss_mb"] - short["rss_mb_before"])
-    output_growth = long["output_mb"] - short["output_mb"]
-    figures["memory"] = {
-        "settings": {k: v for k, v in MEMORY.items() if k != "lengths"}, "short": short, "long": long,
-        "peak_growth_mb": round(growth, 1), "output_growth_mb": round(output_growth, 1),
-        "growth_over_output_percent": round(100 * (growth / output_growth - 1), 1)}
+    figures["memory"] = {"settings": {k: v for k, v in MEMORY.items() if k != "lengths"}, "short": short,
+                         "long": long, **growth_over_output(short, long)}
     path = write_results("ti2v_zero", figures)
     print(path.read_text())
 
