@@ -45,9 +45,8 @@ _KINDS = {"INT": ((int,), "an integer"), "FLOAT": ((int, float), "a number"), "B
           "STRING": ((str,), "a text")}
 
 
-def _declared_problem(node_cls, name: str, value) -> str | None:
-    declared = {**node_cls.INPUT_TYPES().get("required", {}), **node_cls.INPUT_TYPES().get("optional", {})}
-    kind, options = declared[name][0], (declared[name][1] if len(declared[name]) > 1 else {})
+def _declared_problem(declaration: tuple, name: str, value) -> str | None:
+    kind, options = declaration[0], (declaration[1] if len(declaration) > 1 else {})
     if kind not in _KINDS:
         return None
     types, what = _KINDS[kind]
@@ -66,8 +65,10 @@ def validated(node_cls, check, **values):
     ComfyUI skips its own type and min/max checks for every input a VALIDATE_INPUTS names, so the declared ones
     are applied here first; then ``check`` (raising ValueError) runs, once no value is linked (linked inputs
     arrive as None and are checked when the node runs)."""
+    inputs = node_cls.INPUT_TYPES()
+    declared = {**inputs.get("required", {}), **inputs.get("optional", {})}
     for name, value in values.items():
-        problem = None if value is None else _declared_problem(node_cls, name, value)
+        problem = None if value is None else _declared_problem(declared[name], name, value)
         if problem:
             return problem
     if None in values.values():
