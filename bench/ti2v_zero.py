@@ -94,7 +94,7 @@ def main():
     if answered_as_child(memory_child, frames={"type": int}):
         return
     figures = {"per_new_frame": speed()}
-    short, long = (child_peak_rss("bench.ti2v_zero", "--frames", str(n)) for n in MEMORY["lengths"])
+    short, long = (child_peak_rss("bench.ti2v_zero", "--frames", str(n), repeats=5) for n in MEMORY["lengths"])
     figures["memory"] = {"settings": {k: v for k, v in MEMORY.items() if k != "lengths"}, "short": short,
                          "long": long, **growth_over_output(short, long)}
     path = write_results("ti2v_zero", figures)
