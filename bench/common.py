@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.core import standin_models
+from zeroshot_video.cli import standin_models
 from zeroshot_video.core.backbone import load_backbone
 
 RESULTS = Path(__file__).parent / "results"

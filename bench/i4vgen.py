@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.core import i4vgen, standin_models, vae
+from zeroshot_video.cli import standin_models
+from zeroshot_video.core import i4vgen, vae
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.reward import load_reward_model

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from zeroshot_video.core import standin_models
+from zeroshot_video.cli import standin_models
 
 logging.getLogger("diffusers").setLevel(logging.ERROR)
 logging.getLogger("transformers").setLevel(logging.ERROR)

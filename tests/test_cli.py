@@ -4,7 +4,7 @@ import sys
 
 from PIL import Image
 
-from zeroshot_video.core.cli import main
+from zeroshot_video.cli.commands import main
 
 
 def test_demo_writes_an_animated_file_and_says_weights_are_random(tmp_path, capsys):

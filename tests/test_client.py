@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from zeroshot_video import client
-from zeroshot_video.core.cli import main as cli_main
+from zeroshot_video.cli.commands import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_ID = "5f0c2b2e-0000-4000-8000-000000000001"

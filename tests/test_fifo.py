@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from zeroshot_video.core import fifo, image_tokens, standin_models
+from zeroshot_video.cli import standin_models
+from zeroshot_video.core import fifo, image_tokens
 from zeroshot_video.core.conditioning import Conditioning
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.image_tokens import ImageTokens, encode_image_tokens
@@ -424,7 +425,7 @@ def test_image_to_video_uses_the_given_tokens_for_base_clip_and_loop(animatediff
 def test_demo_method_fifo(models_dir, tmp_path, capsys):
     from PIL import Image
 
-    from zeroshot_video.core.cli import main
+    from zeroshot_video.cli.commands import main
     out = tmp_path / "fifo.webp"
     model = str(models_dir / "diffusers" / standin_models.MODELSCOPE)
     common = ["demo", "--method", "fifo", "--model", model, "--frames", "3", "--partitions", "2"]

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from zeroshot_video.core import i4vgen, standin_models
+from zeroshot_video.cli import standin_models
+from zeroshot_video.core import i4vgen
 from zeroshot_video.core.backbone import ModelFileError
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
@@ -439,7 +440,7 @@ def test_nivsds_refuses_image_latents(modelscope):
 def test_demo_runs_the_whole_graph(models_dir, tmp_path, capsys):
     from PIL import Image
 
-    from zeroshot_video.core.cli import main
+    from zeroshot_video.cli.commands import main
     out = tmp_path / "i4vgen.webp"
     reward = models_dir / "reward_models" / standin_models.REWARD_MODEL
     model = models_dir / "diffusers" / standin_models.MODELSCOPE

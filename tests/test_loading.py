@@ -5,7 +5,7 @@ import shutil
 import pytest
 import torch
 
-from zeroshot_video.core import standin_models
+from zeroshot_video.cli import standin_models
 from zeroshot_video.core.backbone import ModelFileError, detect_family
 from zeroshot_video.nodes.backbone_nodes import LoadT2VBackbone
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from zeroshot_video.core import cli
+from zeroshot_video.cli import commands as cli
 from zeroshot_video.core.anchor import Anchor, make_anchor, preprocess, to_pixels
 from zeroshot_video.core.schedule import FINAL, Schedule
-from zeroshot_video.core.standin_models import ddim_scheduler
+from zeroshot_video.cli.standin_models import ddim_scheduler
 from zeroshot_video.core.strategies import NoiseInit, Resample
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 from zeroshot_video.core.ti2v_zero import sample_ti2v_zero, ti2v_grid

@@ -12,7 +12,7 @@ A description has:
   are always given, as the names ``core/standin_models.py`` writes, so the API prompt runs unchanged
   against the stand-ins in tier-2 tests. Optional: ``title``, ``size`` ([width, height]).
 """
-from zeroshot_video.core import standin_models as models
+from zeroshot_video.cli import standin_models as models
 
 import example_inputs
 

@@ -15,16 +15,17 @@ from typing import Callable
 
 import torch
 
-from . import fifo, i4vgen, standin_models, ti2v_zero, vae
-from .anchor import gradient_image, make_anchor
-from .backbone import load_backbone, resolve_dtype
-from .conditioning import encode_text
-from .denoiser import Denoiser
-from .reward import load_reward_model
-from .strategies import NoiseInit, Resample
-from .t2v import noise_like, sample_t2v
-from .validation import check_frames, check_size
-from .video_io import write_video
+from ..core import fifo, i4vgen, ti2v_zero, vae
+from . import standin_models
+from ..core.anchor import gradient_image, make_anchor
+from ..core.backbone import load_backbone, resolve_dtype
+from ..core.conditioning import encode_text
+from ..core.denoiser import Denoiser
+from ..core.reward import load_reward_model
+from ..core.strategies import NoiseInit, Resample
+from ..core.t2v import noise_like, sample_t2v
+from ..core.validation import check_frames, check_size
+from ..core.video_io import write_video
 
 
 def _t2v(args, backbone, cond) -> torch.Tensor:
