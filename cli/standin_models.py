@@ -213,3 +213,51 @@ def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> 
     write_reward_model(root / "reward_models" / REWARD_MODEL)
     written.append(root / "reward_models" / REWARD_MODEL)
     return written
+
+
+# --- motion modules in the original AnimateDiff file layout (what users keep in models/animatediff_models) ---
+# The released versions differ in the mid-block module and the frame positions; the loader must read both off
+# the tensors. The widths fit the released head count (8) and GroupNorm groups (32), which no tensor records,
+# so these files load without a config beside them; an SD1.5 stand-in for them needs the same blocks.
+ORIGINAL_MM_BLOCKS = (32, 64)
+ORIGINAL_MM_VERSIONS = {"v1": {"use_motion_mid_block": False, "motion_max_seq_length": 24},
+                        "v2": {"use_motion_mid_block": True, "motion_max_seq_length": 32},
+                        "v3": {"use_motion_mid_block": False, "motion_max_seq_length": 32}}
+
+
+def _original_mm_names(name: str) -> list[str]:
+    """The original file's name(s) for one diffusers MotionAdapter tensor (its positional table is kept once per
+    attention there, once per block in diffusers)."""
+    head, sep, rest = name.partition(".motion_modules.")
+    index, _, inner = rest.partition(".")
+    inner = (inner.replace("norm1.", "norms.0.").replace("norm2.", "norms.1.").replace("norm3.", "ff_norm.")
+             .replace("attn1.", "attention_blocks.0.").replace("attn2.", "attention_blocks.1."))
+    prefix = f"{head}{sep}{index}.temporal_transformer."
+    if inner.endswith("pos_embed.pe"):
+        block = inner[:-len("pos_embed.pe")]
+        return [f"{prefix}{block}attention_blocks.{a}.pos_encoder.pe" for a in (0, 1)]
+    return [prefix + inner]
+
+
+def original_motion_module(version: str, blocks=ORIGINAL_MM_BLOCKS, layers=1) -> dict[str, torch.Tensor]:
+    """A tiny v1/v2/v3 motion module as the released .safetensors files lay it out, in fp16 like them. Every
+    tensor but the positional tables (a fixed sinusoid in the original code too) is random, norms included,
+    so a tensor loaded into the wrong place shows."""
+    from diffusers import MotionAdapter
+    # Only the shapes are used: neither the head count nor the norm groups change them, 1 fits any width.
+    shapes = MotionAdapter(block_out_channels=tuple(blocks), motion_layers_per_block=layers, motion_norm_num_groups=1,
+                           motion_num_attention_heads=1, **ORIGINAL_MM_VERSIONS[version]).state_dict()
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    for name, tensor in shapes.items():
+        value = tensor if name.endswith("pos_embed.pe") else torch.randn(tensor.shape, generator=g) * 0.05
+        for original in _original_mm_names(name):
+            state[original] = value.to(torch.float16).contiguous()
+    return state
+
+
+def write_original_motion_module(path: Path, version: str, blocks=ORIGINAL_MM_BLOCKS, layers=1) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(original_motion_module(version, blocks, layers), path)
+    return path

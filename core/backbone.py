@@ -21,7 +21,6 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 
 # DDIM tables per family (DIFFUSERS.md): the SD1.5 folder's own PNDM config is not AnimateDiff's.
@@ -172,22 +171,10 @@ def load_scheduler(model_dir: Path, family: str):
 
 
 def load_motion_adapter(path: Path, dtype: torch.dtype):
-    """A diffusers MotionAdapter folder, or a single .safetensors file with a local config: a same-name
-    ``.json`` beside it, else the bundled config of the SD1.5 v2/v3 adapters."""
-    from diffusers import MotionAdapter
-    if path.is_dir():
-        return _diffusers_part(MotionAdapter, path, dtype, "The motion adapter")
-    if path.suffix != ".safetensors":
-        raise ModelFileError(f"Motion adapter '{path.name}' is not a .safetensors file. Pickle checkpoints "
-                             "(.ckpt/.pth) can run code when loaded: use the .safetensors release.")
-    sidecar = path.with_suffix(".json")
-    if sidecar.is_file():
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "config.json").write_text(sidecar.read_text())
-            return MotionAdapter.from_single_file(str(path), config=tmp, torch_dtype=dtype, **_LOCAL)
-    return MotionAdapter.from_single_file(str(path), config=str(CONFIG_DIR / "motion_adapter_sd15_v2"),
-                                          torch_dtype=dtype, **_LOCAL)
+    """A diffusers MotionAdapter folder or a single .safetensors motion module, every tensor from the file
+    (see ``motion_module``: the layout of a single file is read from its own tensors)."""
+    from .motion_module import load_motion_adapter as load_strictly
+    return load_strictly(path, dtype)
 
 
 def load_image_encoder(path: Path, dtype: torch.dtype):
