@@ -67,7 +67,7 @@ class Setup:
             score=lambda images: self.reward.score(images, PROMPT), generator=gen).anchor
 
     def nivsds(self, anchor):
-        noise = i4vgen.nivsds_noise(self.shape, torch.Generator().manual_seed(0))
+        noise = noise_like(self.shape, torch.Generator().manual_seed(0))
         return i4vgen.ni_vsds(self.denoiser, self.backbone.schedule, self.cond, anchor, noise, STEPS,
                               i4vgen.nivsds_iterations(STEPS, P), i4vgen.DEFAULT_STEP_SIZES)
 

@@ -23,13 +23,17 @@ log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 
-# DDIM tables per family (DIFFUSERS.md): the SD1.5 folder's own PNDM config is not AnimateDiff's.
+# DDIM tables per family (DIFFUSERS.md): the SD1.5 folder's own PNDM config is not AnimateDiff's. AnimateDiff
+# follows the original AnimateDiff code (and I4VGen on it): leading grid, the last step lands on ᾱ = 1 (a clean
+# x̂0; 25 steps visit 961 … 1). diffusers' AnimateDiff docs suggest linspace without a final alpha of 1, whose
+# last step 0 → ᾱ_0 changes nothing: TIMESTEP_GRIDS["diffusers"] keeps it reachable.
 FAMILY_SCHEDULER = {
-    "modelscope": {"beta_schedule": "scaled_linear", "timestep_spacing": "leading"},
-    "animatediff": {"beta_schedule": "linear", "timestep_spacing": "linspace"},
+    "modelscope": {"beta_schedule": "scaled_linear", "timestep_spacing": "leading", "set_alpha_to_one": False},
+    "animatediff": {"beta_schedule": "linear", "timestep_spacing": "leading", "set_alpha_to_one": True},
 }
-SHARED_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "set_alpha_to_one": False,
-                    "clip_sample": False}
+TIMESTEP_GRIDS = {"original": {}, "diffusers": {"animatediff": {"timestep_spacing": "linspace",
+                                                                "set_alpha_to_one": False}}}
+SHARED_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "clip_sample": False}
 UNET_FAMILY = {"UNet3DConditionModel": "modelscope", "UNetMotionModel": "animatediff",
                "UNet2DConditionModel": "sd15"}
 
@@ -160,14 +164,23 @@ def _transformers_part(cls, folder: Path, dtype: torch.dtype, what: str):
     return cls.from_pretrained(folder, use_safetensors=True, dtype=dtype, trust_remote_code=False, **_LOCAL)
 
 
-def load_scheduler(model_dir: Path, family: str):
+def family_scheduler(family: str, timestep_grid: str = "original", config: dict | None = None):
+    """The family's DDIM scheduler over a folder's scheduler ``config``; ``timestep_grid`` "original" (the
+    family's reference code) or "diffusers" (diffusers' own suggestion, where it differs: AnimateDiff's
+    linspace grid)."""
     from diffusers import DDIMScheduler
+    if timestep_grid not in TIMESTEP_GRIDS:
+        raise ValueError(f"timestep_grid must be one of {', '.join(TIMESTEP_GRIDS)}; got '{timestep_grid}'")
+    overrides = {**SHARED_SCHEDULER, **FAMILY_SCHEDULER[family], **TIMESTEP_GRIDS[timestep_grid].get(family, {})}
+    return DDIMScheduler.from_config({k: v for k, v in (config or {}).items() if not k.startswith("_")}, **overrides)
+
+
+def load_scheduler(model_dir: Path, family: str, timestep_grid: str = "original"):
     config = _read_json(model_dir / "scheduler" / "scheduler_config.json")
     if config.get("prediction_type", "epsilon") != "epsilon":
         raise ModelFileError(f"'{model_dir.name}' predicts '{config['prediction_type']}'; only epsilon-prediction "
                              "backbones are supported.")
-    overrides = {**SHARED_SCHEDULER, **FAMILY_SCHEDULER[family]}
-    return DDIMScheduler.from_config({k: v for k, v in config.items() if not k.startswith("_")}, **overrides)
+    return family_scheduler(family, timestep_grid, config)
 
 
 def load_motion_adapter(path: Path, dtype: torch.dtype):
@@ -227,7 +240,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = None,
                   ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None,
-                  dtype: torch.dtype = torch.float32) -> Backbone:
+                  dtype: torch.dtype = torch.float32, timestep_grid: str = "original") -> Backbone:
     from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
     from transformers import CLIPTextModel, CLIPTokenizer
     model_dir = Path(model_dir)
@@ -257,7 +270,7 @@ def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = 
         if unet.dtype != dtype:
             unet.to(dtype)
         family = "animatediff"
-    scheduler = load_scheduler(model_dir, family)
+    scheduler = load_scheduler(model_dir, family, timestep_grid)
     encoder = None
     if ip_adapter is not None:
         _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, Path(ip_adapter))

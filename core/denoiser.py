@@ -61,7 +61,7 @@ class Denoiser:
         unet, dtype, device = self.backbone.unet, self.backbone.dtype, self.backbone.device
         with_uncond = self.guidance != 1.0
         texts = [cond.negative, cond.positive] if with_uncond else [cond.positive]
-        timesteps, text = self._batched(x, t, texts)
+        timesteps, text = self._batched(x, self.backbone.schedule.model_timestep(t), texts)
         branches = len(texts)
         sample = torch.cat([x] * branches).to(device, dtype)
         extra = {}

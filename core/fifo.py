@@ -83,7 +83,7 @@ def fifo_plan(schedule: Schedule, frames: int, partitions: int, lookahead: bool 
     """Labels ts = round(linspace(0, 999, S)) ascending, f/2 dummy head slots at ts_0 under lookahead, and
     the windows tail-first as the reference runs them: n disjoint ones, or 2n half-overlapping ones."""
     check_fifo_shape(frames, partitions, lookahead, max_frames, schedule.num_train_timesteps)
-    ts = schedule.fifo_timesteps(frames * partitions)
+    ts = schedule.fifo_levels(frames * partitions)
     dummies = frames // 2 if lookahead else 0
     labels = (ts[0],) * dummies + tuple(ts)
     targets = (ts[0],) * dummies + (ts[0],) + tuple(ts[:-1])
@@ -146,10 +146,10 @@ def diagonal_step(denoiser: Callable, schedule: Schedule, plan: FifoPlan, queue:
         starts = plan.windows[first:first + window_batch]
         x = torch.cat([queue[:, :, s:s + f] for s in starts])
         t = torch.stack([labels[s:s + f] for s in starts])  # [windows, f], row b ↔ window b (b-major)
-        eps = denoiser(x, t, cond)
+        pred = denoiser(x, t, cond)
         written = [slice(s + w, s + f) for s in starts]
         xi = torch.cat([noise[:, :, sl] for sl in written]) if noise is not None else None
-        stepped = schedule.ddim_step(x[:, :, w:], eps[:, :, w:], t[:, w:],
+        stepped = schedule.ddim_step(x[:, :, w:], pred[:, :, w:], t[:, w:],
                                      torch.stack([targets[sl] for sl in written]), eta, xi)
         for b, sl in enumerate(written):
             out[:, :, sl] = stepped[b:b + 1]
@@ -191,16 +191,18 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
                 window_batch: int = 1, noise_init: NoiseInit | None = None, prompts: PromptSchedule = (),
                 on_frame: Callable[[int, torch.Tensor], None] | None = None,
                 on_step: Callable[[int, int, torch.Tensor], None] | None = None,
-                keep: bool = True) -> torch.Tensor | None:
+                keep: bool = True, queue: torch.Tensor | None = None) -> torch.Tensor | None:
     """FIFO over ``denoiser``: N + S − f iterations, the first S − f emissions (warm-up) dropped.
 
     ``on_frame(i, latent)`` gets kept output frame i as a ``[1, C, 1, h, w]`` latent on the compute device
     as soon as it is emitted; ``on_step(k, total, queue)`` runs after iteration k's shift. Returns the kept
     latents ``[1, C, N, h, w]`` on the CPU, or None with ``keep`` off (nothing then grows with N).
     ``prompts`` switch the conditioning of the whole queue once the kept-frame counter reaches each start.
+    ``queue``: the starting queue when the caller made it already (with :func:`init_queue` and the same generator).
     """
     check_run(num_frames, window_batch, eta, prompts)
-    queue = init_queue(schedule, plan, base_clip, generator, noise_init)
+    if queue is None:
+        queue = init_queue(schedule, plan, base_clip, generator, noise_init)
     device, (channels, *size) = queue.device, (queue.shape[1], *queue.shape[3:])
     kept = torch.empty(1, channels, num_frames, *size) if keep else None
     total = num_frames + plan.warmup
@@ -223,10 +225,10 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
     return kept
 
 
-def seed_image_tokens(backbone, base_clip: torch.Tensor) -> ImageTokens:
-    """seeds/000's seeding: base frame 0 decoded and embedded once, for the whole run (with the gray image's
-    tokens for the unconditional branch)."""
-    first = vae.decode_frames(backbone, base_clip[:, :, :1], chunk=1)
+def seed_image_tokens(backbone, queue: torch.Tensor) -> ImageTokens:
+    """seeds/000's seeding, as its code does it: queue slot 0 (base frame 0 forward-noised to ts_0) decoded and
+    embedded once, for the whole run (with the gray image's tokens for the unconditional branch)."""
+    first = vae.decode_frames(backbone, queue[:, :, :1], chunk=1)
     return ImageTokens(*encode_image_tokens(backbone, first))
 
 
@@ -269,7 +271,8 @@ def write_png(frame: torch.Tensor, path: Path) -> None:
 def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning, base_clip: torch.Tensor,
                num_frames: int, *, generator: torch.Generator, eta: float = 1.0, window_batch: int = 1,
                noise_init: NoiseInit | None = None, prompts: PromptSchedule = (), stream_to: Path | None = None,
-               keep_frames: bool = True, on_frame: Callable[[int, torch.Tensor], None] | None = None,
+               keep_frames: bool = True, seed_image_scale: float | None = None,
+               on_frame: Callable[[int, torch.Tensor], None] | None = None,
                on_step: Callable[[int, int, torch.Tensor], None] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """FIFO on a backbone with streaming output: each kept head frame is decoded alone as it is emitted,
@@ -278,6 +281,8 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
 
     Returns (frames ``[N, H, W, 3]``, latents ``[1, C, N, h, w]``) on the CPU. With ``keep_frames`` off only
     the last frame and its latent come back, so memory does not grow with N at all (stream them to disk).
+    ``seed_image_scale``: condition the whole run on the image tokens of the starting queue's slot 0, at this
+    scale (:func:`seed_image_tokens`).
     """
     frames: torch.Tensor | None = None
     last: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -296,9 +301,12 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
         if on_frame is not None:
             on_frame(index, image)
 
+    queue = init_queue(backbone.schedule, plan, base_clip, generator, noise_init)
+    if seed_image_scale is not None:
+        cond, prompts = with_image_tokens(cond, prompts, seed_image_tokens(backbone, queue), seed_image_scale)
     latents = sample_fifo(denoiser, backbone.schedule, plan, cond, base_clip, num_frames, generator=generator,
                           eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
-                          on_frame=emitted, on_step=on_step, keep=keep_frames)
+                          on_frame=emitted, on_step=on_step, keep=keep_frames, queue=queue)
     return (frames, latents) if keep_frames else last
 
 

@@ -153,17 +153,6 @@ def parse_step_sizes(text: str) -> tuple[float, ...]:
     return tuple(sizes)
 
 
-def nivsds_noise(shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
-    """The fixed ε of NI-VSDS: the seed's *second* draw of this shape.
-
-    T2VSampler (the regeneration) and RewardSelectAnchor take the first draw of their seed, so a graph
-    that shares one seed between its nodes still regenerates with noise different from ε, as I4VGen
-    requires (reusing ε for regeneration is one of its pitfalls).
-    """
-    noise_like(shape, generator)  # the first draw belongs to the samplers of the same seed
-    return noise_like(shape, generator)
-
-
 def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: torch.Tensor, steps: int,
             iterations: int, step_sizes: Sequence[float] = DEFAULT_STEP_SIZES,
             on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
@@ -171,7 +160,7 @@ def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: tor
 
     Iteration k visits ts[k] of the S-step grid (one descending pass), noises the current latent with the
     *same* ``noise`` ε every time, and applies the closed-form update
-    x ← x − α_k·(1−ᾱ_t)·(ε̂ − ε) with ε̂ the guided prediction (:meth:`Schedule.score_distillation_step`).
+    x ← x − α_k·s_t²·(ε̂ − ε) with ε̂ the guided prediction (:meth:`Schedule.score_distillation_step`).
     ``iterations`` = 0 returns the latent unchanged (the "w/o NI-VSDS" ablation). ``on_step(k, K, x)``.
     """
     if not 0 <= iterations <= steps:
@@ -181,8 +170,9 @@ def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: tor
     if noise.shape != latent.shape:
         raise ValueError(f"NI-VSDS noise {tuple(noise.shape)} must have the latent's shape {tuple(latent.shape)}")
     x = latent.clone()
-    for k, t in enumerate(schedule.ddim_timesteps(steps)[:iterations]):
-        eps = denoiser(schedule.q_sample(x, t, noise), t, cond)
+    for k, t in enumerate(schedule.sampling_timesteps(steps)[:iterations]):
+        noised = schedule.q_sample(x, t, noise)
+        eps = schedule.split(noised, denoiser(noised, t, cond), t)[1]
         x = schedule.score_distillation_step(x, eps, noise, t, step_sizes[min(k, len(step_sizes) - 1)])
         if on_step is not None:
             on_step(k + 1, iterations, x)

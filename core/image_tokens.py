@@ -1,8 +1,10 @@
 """Image tokens for backbones with image cross-attention (AnimateDiff + IP-Adapter).
 
 The tokens are what the IP-Adapter's projection takes: the CLIP vision tower's penultimate hidden
-states for IP-Adapter Plus, the projected image embedding for the plain IP-Adapter. The unconditional
-branch uses the tokens of a neutral gray image (all-zero normalised pixels), not zeros.
+states for IP-Adapter Plus, the projected image embedding for the plain IP-Adapter. As the image-embedding
+FIFO code (seeds/000) does it, the image is squashed to the encoder's square input without cropping (a
+320×512 frame keeps its sides), and the unconditional branch uses the tokens of a gray image of pixel value
+0.5, not zeros.
 """
 from __future__ import annotations
 
@@ -19,15 +21,14 @@ def _wants_hidden_states(unet) -> bool:
     return hasattr(unet.encoder_hid_proj.image_projection_layers[0], "proj_in")
 
 
+GRAY = 0.5
+"""Pixel value of the unconditional branch's image."""
+
+
 def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
-    """IMAGE ``[N, H, W, 3]`` in 0..1 → CLIP input ``[N, 3, size, size]``: shorter side resized, centre crop."""
+    """IMAGE ``[N, H, W, 3]`` in 0..1 → CLIP input ``[N, 3, size, size]``: the whole image resized to the square."""
     x = images.permute(0, 3, 1, 2).float()
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    x = F.interpolate(x, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bicubic",
-                      align_corners=False, antialias=True).clamp(0, 1)
-    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    x = x[..., top:top + size, left:left + size]
+    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -43,13 +44,14 @@ def _encode(backbone, pixels: torch.Tensor) -> torch.Tensor:
 
 
 def encode_image_tokens(backbone, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens of ``images``, tokens of a neutral gray image) for the two CFG branches; one encoder call each."""
+    """(tokens of ``images``, tokens of a gray image) for the two CFG branches; one encoder call each."""
     if not backbone.has_image_attention or backbone.image_encoder is None:
         raise ValueError(f"'{backbone.name}' has no image cross-attention: load an SD1.5 model with a motion adapter, "
                          "an IP-Adapter and its CLIP image encoder in LoadT2VBackbone.")
     size = backbone.image_encoder.config.image_size
     pixels = clip_pixels(images, size)
-    return _encode(backbone, pixels), _encode(backbone, torch.zeros_like(pixels[:1]))
+    gray = clip_pixels(torch.full((1, size, size, 3), GRAY), size)
+    return _encode(backbone, pixels), _encode(backbone, gray)
 
 
 @dataclass(frozen=True)
@@ -57,4 +59,4 @@ class ImageTokens:
     """What travels on an IMAGE_EMBEDS link: ``Conditioning.with_image(tokens, uncond)`` takes the pair as is."""
 
     tokens: torch.Tensor  # the image's tokens, [N, n_tokens, D] (or [N, D] for the plain IP-Adapter)
-    uncond: torch.Tensor  # the neutral gray image's tokens, for the unconditional branch
+    uncond: torch.Tensor  # the gray image's tokens, for the unconditional branch

@@ -1,6 +1,7 @@
 """Plain fixed-length text-to-video DDIM sampling: the baseline, FIFO's base clip, I4VGen's regeneration."""
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import torch
@@ -8,23 +9,49 @@ import torch
 from .schedule import Schedule
 
 
+def seeded(seed: int, stream: str | None = None) -> torch.Generator:
+    """A CPU generator for ``seed``; a named ``stream`` gets its own generator, derived from the seed by a hash.
+
+    Nodes of one graph often share a seed value. Sampling from an input latent (I4VGen's regeneration) and
+    NI-VSDS's fixed ε draw from their own streams, so with equal seeds they are still independent of the
+    noise the candidates (the plain stream's first draws) were made from, and still reproducible.
+    """
+    if stream is None:
+        return torch.Generator("cpu").manual_seed(int(seed))
+    digest = hashlib.sha256(f"{stream}:{int(seed)}".encode()).digest()
+    return torch.Generator("cpu").manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+
 def noise_like(shape, generator: torch.Generator) -> torch.Tensor:
     """Standard normal noise drawn on the CPU from the seed's generator (same numbers on every device)."""
     return torch.randn(shape, generator=generator, dtype=torch.float32)
 
 
+GRIDS = ("backbone", "fifo")
+
+
+def grid_pairs(schedule: Schedule, steps: int, grid: str) -> list[tuple]:
+    """(level, next level) per model call of a plain sampling run on the named grid."""
+    if grid == "backbone":
+        return schedule.sampling_pairs(steps)
+    if grid == "fifo":
+        return schedule.fifo_base_pairs(steps)
+    raise ValueError(f"grid must be one of {', '.join(GRIDS)}; got '{grid}'")
+
+
 def sample_t2v(denoiser: Callable, schedule: Schedule, cond, noise: torch.Tensor, steps: int, *,
                generator: torch.Generator, eta: float = 0.0, init_latent: torch.Tensor | None = None,
-               strength: float = 1.0, on_step: Callable[[int, int, torch.Tensor], None] | None = None
-               ) -> torch.Tensor:
-    """DDIM over the backbone's grid.
+               strength: float = 1.0, grid: str = "backbone",
+               on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """DDIM (Euler for a flow model at η = 0) over the backbone's grid, or FIFO's (``grid="fifo"``: the base
+    clip of FIFO-Diffusion as its reference samples it, each of its S levels stepping to the next).
 
     From noise (``init_latent`` None) the run starts at ``noise``. From a latent it is SDEdit-style:
     m = min(int(S·strength), S) steps, starting at ts[S − m] from the latent forward-noised with ``noise``
     (fresh noise, the caller's); strength 1 starts at ts[0], not at pure noise, and m = 0 returns the
     latent unchanged. ``on_step(i, total, x)`` runs after each step.
     """
-    pairs = schedule.ddim_pairs(steps)
+    pairs = grid_pairs(schedule, steps, grid)
     if init_latent is None:
         x = noise
     else:
@@ -34,9 +61,9 @@ def sample_t2v(denoiser: Callable, schedule: Schedule, cond, noise: torch.Tensor
             return init_latent.clone()
         x = schedule.q_sample(init_latent, pairs[0][0], noise.to(init_latent.device))
     for i, (t, t_prev) in enumerate(pairs):
-        eps = denoiser(x, t, cond)
+        pred = denoiser(x, t, cond)
         step_noise = noise_like(x.shape, generator).to(x.device) if eta > 0 else None
-        x = schedule.ddim_step(x, eps, t, t_prev, eta, step_noise)
+        x = schedule.ddim_step(x, pred, t, t_prev, eta, step_noise)
         if on_step is not None:
             on_step(i + 1, len(pairs), x)
     return x

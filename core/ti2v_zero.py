@@ -41,10 +41,10 @@ from .t2v import noise_like
 from .validation import check_frames, check_steps
 
 
-def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple[int, int]]:
-    """(t, t') per step: leading spacing, offset 1, whatever the backbone's own spacing (the method's grid);
-    the last step goes to ``FINAL`` = ᾱ_0 (``set_alpha_to_one`` is false for every backbone)."""
-    return schedule.ddim_pairs(steps, "leading")
+def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple]:
+    """(t, t') per step of the method's own grid, whatever the backbone's own spacing (see
+    :meth:`Schedule.ti2v_pairs`: the reference's grid, which has one extra step when S does not divide 1000)."""
+    return schedule.ti2v_pairs(steps)
 
 
 def check_settings(num_frames: int, steps: int, model_frames: int) -> None:
@@ -115,7 +115,7 @@ def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch
 
     pairs = ti2v_grid(schedule, steps)
     rounds = resample.rounds
-    total_evals = num_frames * steps * (rounds + 1)
+    total_evals = num_frames * len(pairs) * (rounds + 1)
     video = torch.empty((given + num_frames, *frames.shape[1:]), dtype=frames.dtype, device=frames.device)
     video[:given] = frames
     out = torch.empty((*latents.shape[:2], given + num_frames, *latents.shape[3:]), dtype=latents.dtype)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core import model_files
-from ..core.backbone import load_backbone, resolve_dtype
+from ..core.backbone import TIMESTEP_GRIDS, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
 from . import comfy_glue as glue
 from .inputs import COMBO, LINK, STRING
@@ -45,9 +45,14 @@ class LoadT2VBackbone:
                                 "ip-adapter-plus_sd15) adding image cross-attention to an AnimateDiff model.", NONE),
             "image_encoder": COMBO([NONE] + encoders, "The CLIP vision model the IP-Adapter was trained with "
                                    "(models/clip_vision; ViT-H for IP-Adapter Plus SD1.5).", NONE),
+            "timestep_grid": COMBO(list(TIMESTEP_GRIDS), "The DDIM timestep grid. original = the grid of the "
+                                   "family's own code (AnimateDiff and I4VGen: leading spacing whose last step lands "
+                                   "on a clean estimate; 25 steps visit 961 … 1). diffusers = diffusers' AnimateDiff "
+                                   "suggestion (linspace, 999 … 0; its final no-op step is skipped). ModelScope and "
+                                   "Zeroscope use their leading grid either way.", "original"),
         }}
 
-    def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE):
+    def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original"):
         diffusers_dirs = glue.model_dirs("diffusers")
         path = model_files.resolve(model, model_files.diffusers_models(diffusers_dirs), "diffusers model folder",
                                    diffusers_dirs)
@@ -59,7 +64,7 @@ class LoadT2VBackbone:
         ip = optional(ip_adapter, "IP-Adapter", model_files.weight_files, glue.model_dirs("ipadapter"))
         encoder = optional(image_encoder, "CLIP vision model", model_files.weight_files, glue.model_dirs("clip_vision"))
         backbone = load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
-                                 dtype=resolve_dtype(dtype, glue.compute_device()))
+                                 dtype=resolve_dtype(dtype, glue.compute_device()), timestep_grid=timestep_grid)
         return (glue.LoadedBackbone(backbone),)
 
 

@@ -99,9 +99,7 @@ class FIFOQueueWithImageEmbed:
         if not keep_frames and not stream_to_disk:
             raise ValueError("keep_frames is off and stream_to_disk is off: the frames would be lost. Turn one on.")
         base = latent.to(model.device, torch.float32)
-        if seed_image_from_base_clip:
-            tokens = fifo.seed_image_tokens(model, base)
-        elif image_embeds is not None:
+        if image_embeds is not None:
             tokens = image_embeds
         else:
             tokens = ImageTokens(conditioning.image, conditioning.image_uncond) if carried else None
@@ -118,7 +116,8 @@ class FIFOQueueWithImageEmbed:
         frames, latents = fifo.fifo_video(
             model, guided_denoiser(model, guidance), plan, cond, base, num_frames, generator=generator(seed), eta=eta,
             window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
-            keep_frames=keep_frames, on_step=on_step,
+            keep_frames=keep_frames, seed_image_scale=image_scale if seed_image_from_base_clip else None,
+            on_step=on_step,
             on_frame=lambda i, image: (preview.update(frame=image), progress.frame(i, image, num_frames)))
         return frames.to(glue.output_device()), {"samples": latents.to(glue.output_device())}
 

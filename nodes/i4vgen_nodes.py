@@ -8,7 +8,8 @@ from ..core.backbone import resolve_dtype
 from ..core.reward import load_reward_model
 from ..core.validation import check_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, INT, LINK, SEED, STRING, generator, validated
+from ..core.t2v import noise_like
+from .inputs import COMBO, FLOAT, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, validated
 from .t2v_nodes import CATEGORY, MAX_SIDE, guided_denoiser
 
 REWARD_FOLDER = "models/reward_models"
@@ -169,8 +170,8 @@ class NIVSDSOptimize:
             "step_sizes": STRING("Comma-separated step sizes α_k of the iterations; the last one repeats. The "
                                  "reference AnimateDiff code's 10,10,10,1 moves the still image in the first steps.",
                                  ",".join(f"{s:g}" for s in i4vgen.DEFAULT_STEP_SIZES), multiline=False),
-            "seed": SEED("Seed of the fixed noise ε. It is not the regeneration's noise even when T2VSampler uses the "
-                         "same seed (NI-VSDS takes the seed's second draw)."),
+            "seed": SEED("Seed of the fixed noise ε, drawn from a stream of its own: independent of the candidates' and "
+                         "the regeneration's noise even when their nodes use the same seed."),
         }}
 
     @classmethod
@@ -188,7 +189,7 @@ class NIVSDSOptimize:
                              f"{tuple(samples.shape)}. Connect RewardSelectAnchor's anchor.")
         check_frames(model, samples.shape[2])
         x = samples.to(model.device, torch.float32)
-        noise = i4vgen.nivsds_noise(x.shape, generator(seed)).to(model.device)
+        noise = noise_like(x.shape, generator(seed, NIVSDS_STREAM)).to(model.device)
         progress = glue.Progress(iterations)
 
         def on_step(k, total, current):

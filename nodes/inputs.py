@@ -35,10 +35,17 @@ def SEED(tooltip: str = "Seed of every random draw of this node: the same seed g
     return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": tooltip})
 
 
-def generator(seed: int):
-    """The one source of randomness of a node run: a CPU generator seeded from its seed input."""
-    import torch
-    return torch.Generator("cpu").manual_seed(int(seed))
+FROM_LATENT_STREAM = "from_latent"
+"""T2VSampler's stream when it starts from an input latent (I4VGen's regeneration, SDEdit)."""
+NIVSDS_STREAM = "nivsds"
+"""NIVSDSOptimize's stream for its fixed noise ε."""
+
+
+def generator(seed: int, stream: str | None = None):
+    """The one source of randomness of a node run: a CPU generator seeded from its seed input (a named stream:
+    one of its own, see ``core.t2v.seeded``)."""
+    from ..core.t2v import seeded
+    return seeded(seed, stream)
 
 
 _KINDS = {"INT": ((int,), "an integer"), "FLOAT": ((int, float), "a number"), "BOOLEAN": ((bool,), "true or false"),

@@ -5,10 +5,10 @@ import torch
 
 from ..core import vae
 from ..core.denoiser import Denoiser
-from ..core.t2v import noise_like, sample_t2v
+from ..core.t2v import GRIDS, noise_like, sample_t2v
 from ..core.validation import check_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import FLOAT, INT, LINK, SEED, generator, validated
+from .inputs import COMBO, FLOAT, FROM_LATENT_STREAM, INT, LINK, SEED, generator, validated
 
 CATEGORY = "zero-shot video"
 MAX_SIDE = 4096
@@ -45,10 +45,16 @@ class T2VSampler:
             "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (1 = prompt only, no negative branch)."
                               , step=0.1),
             "eta": FLOAT(0.0, 0.0, 1.0, "DDIM stochasticity: 0 deterministic DDIM, 1 DDPM-like."),
-            "seed": SEED(),
+            "seed": SEED("Seed of every random draw. From a connected latent the noise comes from a stream of its own, "
+                         "so it is independent of a RewardSelectAnchor or NIVSDSOptimize with the same seed."),
         }, "optional": {
             "latent": LINK("LATENT", "Start from this video latent instead of noise (SDEdit / I4VGen regeneration)."),
             "denoise": FLOAT(1.0, 0.0, 1.0, "With a latent: how much of the schedule to re-run (0 = unchanged)."),
+            "grid": COMBO(list(GRIDS), "Timestep grid. backbone = the model's own sampler grid. fifo = FIFO-Diffusion's "
+                          "grid of steps levels (round(linspace(0, 999, steps)) on ε-models), each stepping to the next, "
+                          "as the FIFO reference samples its base clip: use it with steps = window_frames × partitions "
+                          "for a FIFOQueueWithImageEmbed base clip (steps − 1 model calls: its last reference step "
+                          "changes nothing).", "backbone"),
         }}
 
     @classmethod
@@ -56,12 +62,12 @@ class T2VSampler:
         return validated(cls, lambda: check_size(width, height), width=width, height=height)
 
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
-               denoise=1.0):
+               denoise=1.0, grid="backbone"):
         model = backbone.ready()
         check_steps(steps)
         if not 0.0 <= denoise <= 1.0:
             raise ValueError(f"denoise must be within [0, 1], got {denoise}")
-        gen = generator(seed)
+        gen = generator(seed, None if latent is None else FROM_LATENT_STREAM)
         if latent is not None:
             init = latent["samples"]
             if init.dim() != 5:
@@ -77,7 +83,7 @@ class T2VSampler:
         noise = noise_like(shape, gen).to(model.device)
         progress = glue.Progress(steps)
         out = sample_t2v(guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, generator=gen,
-                         eta=eta, init_latent=init, strength=denoise, on_step=lambda i, n, x: progress.update(i))
+                         eta=eta, init_latent=init, strength=denoise, grid=grid, on_step=lambda i, n, x: progress.update(i))
         return ({"samples": out.to(glue.output_device())},)
 
 

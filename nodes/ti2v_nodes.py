@@ -1,15 +1,18 @@
 """TI2V-Zero: the anchor image, the two strategy option nodes and the repeat-and-slide sampler."""
 from __future__ import annotations
 
+import logging
+
 from ..core.anchor import CROP_MODES, make_anchor
 from ..core.image_tokens import ImageTokens, encode_image_tokens
 from ..core.strategies import NoiseInit, Resample
-from ..core.ti2v_zero import check_settings, sample_on_backbone
+from ..core.ti2v_zero import check_settings, sample_on_backbone, ti2v_grid
 from ..core.validation import check_size
 from . import comfy_glue as glue
 from .inputs import COMBO, FLOAT, INT, LINK, SEED, generator, validated
 from .t2v_nodes import MAX_SIDE, guided_denoiser
 
+log = logging.getLogger(__name__)
 CATEGORY = "zero-shot video"
 
 
@@ -148,7 +151,11 @@ class RepeatAndSlideSampler:
         noise_init, resample = noise_init or NoiseInit(), resample or Resample()
         model = backbone.ready()
         denoiser = guided_denoiser(model, guidance)
-        per_frame = steps * (resample.rounds + 1)
+        grid = ti2v_grid(model.schedule, steps)
+        if len(grid) != steps:
+            log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",
+                          steps, len(grid), ", ".join(str(t) for t, _ in grid), steps)
+        per_frame = len(grid) * (resample.rounds + 1)
         progress = glue.Progress(num_frames * per_frame)
 
         def on_frame(index, frame):

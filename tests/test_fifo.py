@@ -395,10 +395,13 @@ def test_image_seeding_encodes_once_with_gray_uncond_and_scale_zero_is_text_only
     first = torch.cat([c.image for c in seen]).unique(dim=0)
     assert first.shape[0] == 1 and all(c.image_scale == 1.0 for c in seen)
     from zeroshot_video.core import vae
-    expected = encode_image_tokens(model, vae.decode_frames(model, base["samples"][:, :, :1], chunk=1))
+    from zeroshot_video.nodes.inputs import generator
+    queue = fifo.init_queue(model.schedule, fifo.fifo_plan(model.schedule, F, N_PARTS, True, model.max_frames),
+                            base["samples"], generator(1))  # the node's seed: slot 0 is what the extension embeds
+    expected = encode_image_tokens(model, vae.decode_frames(model, queue[:, :, :1], chunk=1))
     torch.testing.assert_close(seen[0].image, expected[0], rtol=0, atol=1e-6)
     size = model.image_encoder.config.image_size
-    gray = image_tokens._encode(model, torch.zeros(1, 3, size, size))  # all-zero normalised pixels = mid gray
+    gray = image_tokens._encode(model, image_tokens.clip_pixels(torch.full((1, size, size, 3), 0.5), size))  # pixel 0.5
     torch.testing.assert_close(seen[0].image_uncond, gray, rtol=0, atol=1e-6)
 
     text_only, _ = fifo_node(animatediff_ip, base)

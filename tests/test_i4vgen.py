@@ -7,14 +7,14 @@ import torch
 
 from zeroshot_video.cli import standin_models
 from zeroshot_video.core import i4vgen
-from zeroshot_video.core.backbone import ModelFileError
+from zeroshot_video.core.backbone import ModelFileError, family_scheduler
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.reward import load_reward_model
 from zeroshot_video.core.schedule import Schedule
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
-from zeroshot_video.nodes.inputs import generator
+from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
 from zeroshot_video.nodes.t2v_nodes import T2VSampler
 
 PROMPT = "the cat on the mat"
@@ -25,7 +25,7 @@ S = 10
 @pytest.fixture(scope="module")
 def schedule():
     """AnimateDiff's table and grid (linear betas, linspace spacing)."""
-    return Schedule.from_scheduler(standin_models.ddim_scheduler("linear", "linspace"))
+    return Schedule.from_scheduler(family_scheduler("animatediff"))
 
 
 class Recorder:
@@ -243,10 +243,10 @@ def test_last_step_size_repeats(schedule):
 def test_regeneration_calls_start_and_fresh_noise(schedule, p_re):
     seed = 11  # one seed shared by every node of the graph
     latent = torch.randn(VIDEO, generator=_gen(1))
-    epsilon = i4vgen.nivsds_noise(VIDEO, generator(seed))
+    epsilon = noise_like(VIDEO, generator(seed, NIVSDS_STREAM))  # what NIVSDSOptimize draws for that seed
     optimised, _, _ = _nivsds(schedule, lambda z, t: 0.5 * z, latent, epsilon)
-    gen = generator(seed)
-    fresh = noise_like(VIDEO, gen)  # what T2VSampler draws for that seed
+    gen = generator(seed, FROM_LATENT_STREAM)
+    fresh = noise_like(VIDEO, gen)  # what T2VSampler draws for that seed from a latent
     recorder = Recorder(lambda z, t: 0.5 * z)
     out = sample_t2v(recorder, schedule, None, fresh, S, generator=gen, init_latent=optimised, strength=p_re)
     m = min(int(S * p_re), S)

@@ -98,7 +98,9 @@ def test_unsupported_unet_and_prediction_type(models_dir, tmp_path):
 def test_family_scheduler_tables(modelscope, animatediff):
     assert modelscope.ready().scheduler.config.beta_schedule == "scaled_linear"
     assert animatediff.ready().scheduler.config.beta_schedule == "linear"
-    assert animatediff.ready().schedule.timestep_spacing == "linspace"
+    assert animatediff.ready().schedule.timestep_spacing == "leading"  # the original AnimateDiff grid
+    assert float(animatediff.ready().schedule.final_alpha_cumprod) == 1.0
+    assert float(modelscope.ready().schedule.final_alpha_cumprod) < 1.0
     assert animatediff.ready().max_frames == 32 and modelscope.ready().max_frames is None
 
 

@@ -76,7 +76,7 @@ def zeros(shape):
 def test_grid_is_leading_with_offset_one_and_final_alpha_bar_0():
     pairs = ti2v_grid(SCHEDULE, 10)
     assert [t for t, _ in pairs] == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
-    assert [t for _, t in pairs] == [801, 701, 601, 501, 401, 301, 201, 101, 1, FINAL]
+    assert [t for _, t in pairs] == [801, 701, 601, 501, 401, 301, 201, 101, 1, 0]
     final = SCHEDULE.alpha(FINAL, torch.zeros(1))
     assert final == SCHEDULE.alphas_cumprod[0] and abs(float(final) - 0.99915) < 1e-6
     # AnimateDiff's scheduler spaces its own grid by linspace; TI2V-Zero keeps its leading grid there too.
@@ -110,7 +110,7 @@ def test_with_zero_noise_slots_hold_scaled_queue_inversion_and_renoise():
 def test_call_and_vae_counts_per_new_frame(rounds):
     steps, n, F_ = 3, 4, 5
     video, out, den, mock, *_ = mock_run(num_frames=n, steps=steps, rounds=rounds, model_frames=F_)
-    assert len(den.inputs) == n * steps * (rounds + 1)
+    assert len(den.inputs) == n * len(ti2v_grid(SCHEDULE, steps)) * (rounds + 1)  # S = 3: the reference's 4 steps
     assert all(x.shape[2] == F_ for x in den.inputs)
     assert all(isinstance(t, int) for t in den.timesteps)  # one scalar level for the whole clip
     assert len(mock.decoded) == n and all(z.shape[2] == 1 for z in mock.decoded)

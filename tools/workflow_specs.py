@@ -179,7 +179,7 @@ FIFO_SETTINGS = (
 def _base_clip(node_id: int, backbone: int, conditioning: int, size: int, guidance: float) -> dict:
     return {"id": node_id, "type": "T2VSampler", "group": "Base clip",
             "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "frames": 16, "width": size,
-                       "height": size, "steps": 64, "guidance": guidance, "eta": 1.0, "seed": 42}}
+                       "height": size, "steps": 64, "guidance": guidance, "eta": 1.0, "seed": 42, "grid": "fifo"}}
 
 
 def _fifo(node_id: int, backbone: int, conditioning: int, base_clip: int, num_frames: int, guidance: float,
