@@ -212,7 +212,7 @@ def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> 
     written += [ip, encoder]
     write_reward_model(root / "reward_models" / REWARD_MODEL)
     written.append(root / "reward_models" / REWARD_MODEL)
-    return written
+    return written + write_wan(root)
 
 
 # --- motion modules in the original AnimateDiff file layout (what users keep in models/animatediff_models) ---
@@ -261,3 +261,108 @@ def write_original_motion_module(path: Path, version: str, blocks=ORIGINAL_MM_BL
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(original_motion_module(version, blocks, layers), path)
     return path
+
+
+# --- Wan 2.1 / 2.2 (flow matching, diffusers WanPipeline folders) ---
+# Layouts and scheduler settings are those of the public folders; widths are diffusers' own tiny test sizes.
+WAN21 = "Wan2.1-T2V-1.3B-Diffusers"
+WAN22_A14B = "Wan2.2-T2V-A14B-Diffusers"
+WAN22_TI2V = "Wan2.2-TI2V-5B-Diffusers"
+WAN_TEXT_DIM = 32
+WAN_MAX_TEXT_TOKENS = 512  # Wan was trained on prompts padded to 512 rows; the cross-attention has no mask
+# The prompts of the shipped workflows and tests; other words are spelled out letter by letter.
+WAN_WORDS = (
+    "a an the and of on in at over above across along with another one high low quality blurry ugly watermark "
+    "text video red green blue golden calm clear sunny snowy stormy rocky dramatic cinematic hot air ball "
+    "balloon panda bamboo forest meadow hills background beach boat sailing sea sky sunrise sunset noon light "
+    "lighthouse cliff clouds coastline corgi cat mat drone flight eating rolling running drifting breaking "
+    "mountains waves hour"
+).split()
+
+
+def tiny_wan_tokenizer():
+    """A T5 (Unigram) tokenizer built in memory with T5's special ids: <pad>=0, </s>=1, <unk>=2."""
+    from transformers import T5Tokenizer
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [("▁" + word, -3.0) for word in WAN_WORDS]
+    vocab += [(char, -8.0) for char in "abcdefghijklmnopqrstuvwxyz,."]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=WAN_MAX_TEXT_TOKENS)
+
+
+def tiny_umt5(tokenizer, seed: int = 0):
+    from transformers import UMT5Config, UMT5EncoderModel
+    torch.manual_seed(seed)
+    return UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=WAN_TEXT_DIM, d_kv=8, d_ff=37, num_layers=1, num_heads=4,
+        relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id, dropout_rate=0.0))
+
+
+def tiny_wan_transformer(channels: int = 16, seed: int = 0):
+    """Patch (1, 2, 2) and head_dim 12, so RoPE keeps 4/4/4 dims for frames, height and width."""
+    from diffusers import WanTransformer3DModel
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=channels,
+        out_channels=channels, text_dim=WAN_TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+
+
+def tiny_wan_vae(version: str = "2.1", seed: int = 0):
+    """The 2.1 layout (8× space, 4× time, 16 channels, the real per-channel statistics) or the 2.2 one (pixels
+    patchified 2×2 first, so 16× space, 48 channels). Four levels with [False, True, True] keep the declared
+    scale factors true: the pipeline reads them from the config, not from the layers."""
+    from diffusers import AutoencoderKLWan
+    torch.manual_seed(seed)
+    common = dict(base_dim=3, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
+    if version == "2.1":
+        return AutoencoderKLWan(z_dim=16, **common)
+    if version == "2.2":
+        return AutoencoderKLWan(z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
+                                latents_mean=[0.0] * 48, latents_std=[1.0] * 48, scale_factor_spatial=16,
+                                scale_factor_temporal=4, **common)
+    raise ValueError(f"Wan VAE version must be '2.1' or '2.2', not {version!r}")
+
+
+def wan_scheduler(flow_shift: float):
+    """What the public folders ship: UniPC on flow sigmas with the model's own shift."""
+    from diffusers import UniPCMultistepScheduler
+    return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=flow_shift,
+                                   num_train_timesteps=1000)
+
+
+def _write_wan(folder: Path, vae_version: str, channels: int, flow_shift: float, two_experts: bool = False,
+               **pipeline_options) -> None:
+    from diffusers import WanPipeline
+    tokenizer = tiny_wan_tokenizer()
+    pipe = WanPipeline(
+        tokenizer=tokenizer, text_encoder=tiny_umt5(tokenizer), vae=tiny_wan_vae(vae_version),
+        scheduler=wan_scheduler(flow_shift), transformer=tiny_wan_transformer(channels, seed=0),
+        transformer_2=tiny_wan_transformer(channels, seed=1) if two_experts else None, **pipeline_options)
+    pipe.save_pretrained(folder, safe_serialization=True)
+
+
+def write_wan21(folder: Path) -> None:
+    """Wan2.1 T2V 1.3B layout; shift 3.0 is the official value at 480p."""
+    _write_wan(folder, "2.1", 16, 3.0)
+
+
+def write_wan22_a14b(folder: Path) -> None:
+    """Wan2.2 T2V A14B layout: ``transformer`` is the high-noise expert (t ≥ 875), ``transformer_2`` the low-noise
+    one; the two have different weights so swapping them shows."""
+    _write_wan(folder, "2.1", 16, 12.0, two_experts=True, boundary_ratio=0.875)
+
+
+def write_wan22_ti2v(folder: Path) -> None:
+    """Wan2.2 TI2V 5B layout: the 2.2 VAE (48 channels, 16×) and per-token timesteps (``expand_timesteps``)."""
+    _write_wan(folder, "2.2", 48, 5.0, expand_timesteps=True)
+
+
+def write_wan(models_dir: str | os.PathLike) -> list[Path]:
+    """The three Wan folders under ``models_dir/diffusers`` (part of ``write_all``)."""
+    root = Path(models_dir) / "diffusers"
+    written = []
+    for name, writer in ((WAN21, write_wan21), (WAN22_A14B, write_wan22_a14b), (WAN22_TI2V, write_wan22_ti2v)):
+        writer(root / name)
+        written.append(root / name)
+    return written
