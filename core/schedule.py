@@ -131,7 +131,8 @@ class Schedule:
                 raise ValueError("ddim_step with eta > 0 needs a noise tensor (randomness comes from the seed)")
             _, v = self.transition(t_prev, t, x)
             c = eta * (prev.s2 / now.s2 * v).sqrt()
-            stepped = prev.a * x0 + (prev.s2 - c ** 2).sqrt() * eps + c * noise
+            # c ≤ s' in exact arithmetic, but s'² − c² can round below 0 (float32 from σ = 1 or to a small σ').
+            stepped = prev.a * x0 + (prev.s2 - c ** 2).clamp(min=0).sqrt() * eps + c * noise
         else:
             stepped = prev.a * x0 + prev.s * eps
         # Mathematically the identity when the level does not change, but not in floating point.
