@@ -1,7 +1,8 @@
 """TI2V-Zero: the invariants of shared/design/TI2V_ZERO.md, the anchor, the nodes and bad input.
 
-Algorithm invariants run on a mock denoiser/VAE (exact, fast); bit-identity of the encode cache, seeds,
-both backbone families and the node plumbing run on the tiny stand-in models."""
+Algorithm invariants run on a mock denoiser/VAE (exact, fast), each on an ε-prediction (VP) schedule and on
+a rectified-flow one (the mock's output read as a velocity); bit-identity of the encode cache, seeds, both
+backbone families and the node plumbing run on the tiny stand-in models."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 from zeroshot_video.cli import commands as cli
 from zeroshot_video.core.anchor import Anchor, make_anchor, preprocess, to_pixels
-from zeroshot_video.core.schedule import FINAL, Schedule
+from zeroshot_video.core.schedule import FINAL, FlowSchedule, Schedule
 from zeroshot_video.cli.standin_models import ddim_scheduler
 from zeroshot_video.core.strategies import NoiseInit, Resample
 from zeroshot_video.core.t2v import noise_like, sample_t2v
@@ -21,18 +22,26 @@ from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
 
 SCHEDULE = Schedule.from_scheduler(ddim_scheduler("scaled_linear", "leading"))
+SCHEDULES = {"vp": SCHEDULE, "flow": FlowSchedule(shift=5.0)}
 SIZE, LATENT = 16, 2  # mock VAE: 16×16 pixels ↔ 4×2×2 latents
+
+
+@pytest.fixture(params=sorted(SCHEDULES))
+def schedule(request):
+    return SCHEDULES[request.param]
 
 
 # --- mocks -----------------------------------------------------------------------------------------
 class MockDenoiser:
-    """Frame-coupled (ε̂ of a frame depends on the clip mean), deterministic, and it records every call."""
+    """Frame-coupled (the output for a frame depends on the clip mean), deterministic, and it records every
+    call. Its output is ε̂ on a VP schedule and the velocity on a flow one."""
 
-    def __init__(self):
+    def __init__(self, schedule):
+        self.schedule = schedule
         self.inputs, self.timesteps, self.outputs = [], [], []
 
     def __call__(self, x, t, cond):
-        eps = 0.3 * x + 0.1 * x.mean(dim=2, keepdim=True) + 0.01 * t / 1000
+        eps = 0.3 * x + 0.1 * x.mean(dim=2, keepdim=True) + 0.01 * self.schedule.model_timestep(t) / 1000
         self.inputs.append(x.clone())
         self.timesteps.append(t)
         self.outputs.append(eps)
@@ -55,13 +64,13 @@ class MockVAE:
         return torch.sigmoid(image).permute(0, 2, 3, 1)
 
 
-def mock_run(frames=None, num_frames=3, steps=3, model_frames=4, rounds=1, mode="ddpm_inversion", seed=0,
+def mock_run(schedule, frames=None, num_frames=3, steps=3, model_frames=4, rounds=1, mode="ddpm_inversion", seed=0,
              noise_sampler=None, **options):
     frames = torch.rand(1, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(7)) if frames is None else frames
-    den, mock = MockDenoiser(), MockVAE()
+    den, mock = MockDenoiser(schedule), MockVAE()
     latents = torch.cat([mock.encode(frames[i:i + 1]) for i in range(frames.shape[0])], dim=2)
     mock.encoded.clear()
-    video, out = sample_ti2v_zero(den, SCHEDULE, None, frames, latents, num_frames, steps, model_frames=model_frames,
+    video, out = sample_ti2v_zero(den, schedule, None, frames, latents, num_frames, steps, model_frames=model_frames,
                                   encode=mock.encode, decode=mock.decode, generator=torch.Generator().manual_seed(seed),
                                   noise_sampler=noise_sampler, noise_init=NoiseInit(mode), resample=Resample(rounds),
                                   **options)
@@ -74,6 +83,8 @@ def zeros(shape):
 
 # --- schedule --------------------------------------------------------------------------------------
 def test_grid_is_leading_with_offset_one_and_final_alpha_bar_0():
+    # VP only: the reference's grid is a DDIM one (901 … 1); a flow backbone runs its own Euler grid
+    # (tests/test_flow_schedule.py).
     pairs = ti2v_grid(SCHEDULE, 10)
     assert [t for t, _ in pairs] == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1]
     assert [t for _, t in pairs] == [801, 701, 601, 501, 401, 301, 201, 101, 1, 0]
@@ -85,34 +96,36 @@ def test_grid_is_leading_with_offset_one_and_final_alpha_bar_0():
 
 
 # --- algorithm invariants (mock) -------------------------------------------------------------------
-def test_with_zero_noise_slots_hold_scaled_queue_inversion_and_renoise():
+def test_with_zero_noise_slots_hold_scaled_queue_inversion_and_renoise(schedule):
     steps, rounds, F_, K = 3, 2, 4, 3
-    video, out, den, mock, frames, latents = mock_run(num_frames=1, steps=steps, rounds=rounds, model_frames=F_,
-                                                      noise_sampler=zeros)
+    video, out, den, mock, frames, latents = mock_run(schedule, num_frames=1, steps=steps, rounds=rounds,
+                                                      model_frames=F_, noise_sampler=zeros)
     c = latents.expand(-1, -1, K, -1, -1)
-    pairs = ti2v_grid(SCHEDULE, steps)
-    tau1 = pairs[0][0]
-    assert torch.allclose(den.inputs[0][:, :, K], SCHEDULE.alpha(tau1, c).sqrt() * c[:, :, -1], atol=1e-6)
+    pairs = ti2v_grid(schedule, steps)
+    tau1 = pairs[0][0]  # on a flow grid σ = 1: a = 0, the inverted slot is pure (here zero) noise
+    assert torch.allclose(den.inputs[0][:, :, K], schedule.coefficients(tau1, c).a * c[:, :, -1], atol=1e-6)
     call = 0
     for t, t_next in pairs:
-        a_t, a_next = SCHEDULE.alpha(t, c), SCHEDULE.alpha(t_next, c)
-        assert torch.allclose(den.inputs[call][:, :, :K], a_t.sqrt() * c, atol=1e-6)  # step 4a
-        for _ in range(rounds):  # step iii: every frame × √(ᾱ_t/ᾱ_t'), after the queue is put back at t'
-            stepped = SCHEDULE.ddim_step(den.inputs[call], den.outputs[call], t, t_next)
-            stepped = torch.cat([a_next.sqrt() * c, stepped[:, :, K:]], dim=2)
+        a_t, a_next = schedule.coefficients(t, c).a, schedule.coefficients(t_next, c).a
+        assert torch.allclose(den.inputs[call][:, :, :K], a_t * c, atol=1e-6)  # step 4a
+        for _ in range(rounds):  # step iii: every frame × a_t/a_t' (√(ᾱ_t/ᾱ_t')), after the queue is put back at t'
+            stepped = schedule.ddim_step(den.inputs[call], den.outputs[call], t, t_next)
+            stepped = torch.cat([a_next * c, stepped[:, :, K:]], dim=2)
             call += 1
-            assert torch.allclose(den.inputs[call], (a_t / a_next).sqrt() * stepped, atol=1e-6)
+            assert torch.allclose(den.inputs[call], (a_t / a_next) * stepped, atol=1e-6)
         call += 1
     assert call == len(den.inputs)
 
 
 @pytest.mark.parametrize("rounds", [0, 2])
-def test_call_and_vae_counts_per_new_frame(rounds):
+def test_call_and_vae_counts_per_new_frame(schedule, rounds):
     steps, n, F_ = 3, 4, 5
-    video, out, den, mock, *_ = mock_run(num_frames=n, steps=steps, rounds=rounds, model_frames=F_)
-    assert len(den.inputs) == n * len(ti2v_grid(SCHEDULE, steps)) * (rounds + 1)  # S = 3: the reference's 4 steps
+    video, out, den, mock, *_ = mock_run(schedule, num_frames=n, steps=steps, rounds=rounds, model_frames=F_)
+    # VP S = 3: the reference's 4 steps; flow: the backbone's 3 Euler steps
+    assert len(den.inputs) == n * len(ti2v_grid(schedule, steps)) * (rounds + 1)
     assert all(x.shape[2] == F_ for x in den.inputs)
-    assert all(isinstance(t, int) for t in den.timesteps)  # one scalar level for the whole clip
+    level = int if schedule.prediction == "epsilon" else float
+    assert all(isinstance(t, level) for t in den.timesteps)  # one scalar level for the whole clip
     assert len(mock.decoded) == n and all(z.shape[2] == 1 for z in mock.decoded)
     # one encode per new frame that re-enters the queue (the anchor came encoded; the last never re-enters)
     assert len(mock.encoded) == n - 1
@@ -120,20 +133,21 @@ def test_call_and_vae_counts_per_new_frame(rounds):
         assert torch.equal(image[0], video[1 + k])
 
 
-def test_decodes_the_final_sample_of_the_new_slot():
-    video, out, den, mock, *_ = mock_run(num_frames=2, steps=2, rounds=1, model_frames=4)
+def test_decodes_the_final_sample_of_the_new_slot(schedule):
+    video, out, den, mock, *_ = mock_run(schedule, num_frames=2, steps=2, rounds=1, model_frames=4)
     per_frame = 2 * 2
+    t, t_next = ti2v_grid(schedule, 2)[-1]  # VP: 1 → 0 (ᾱ_0); flow: the last σ → 0
     for n in range(2):
         last = per_frame * (n + 1) - 1
-        final = SCHEDULE.ddim_step(den.inputs[last], den.outputs[last], 1, FINAL)[:, :, -1:]
+        final = schedule.ddim_step(den.inputs[last], den.outputs[last], t, t_next)[:, :, -1:]
         assert torch.equal(mock.decoded[n], final)
         assert torch.equal(out[:, :, 1 + n], final[:, :, 0])
 
 
-def test_queue_slides_over_the_output_and_frame_0_is_the_input():
+def test_queue_slides_over_the_output_and_frame_0_is_the_input(schedule):
     n, F_ = 6, 4
     K = F_ - 1
-    video, out, den, mock, frames, latents = mock_run(num_frames=n, model_frames=F_, encode_cache=False)
+    video, out, den, mock, frames, latents = mock_run(schedule, num_frames=n, model_frames=F_, encode_cache=False)
     assert video.shape[0] == n + 1 and out.shape[2] == n + 1
     assert torch.equal(video[0], frames[0]) and torch.equal(out[:, :, :1], latents)
     padded = [video[0]] * (K - 1) + list(video)
@@ -144,58 +158,60 @@ def test_queue_slides_over_the_output_and_frame_0_is_the_input():
             assert torch.equal(queue[slot][0], padded[i + slot])
 
 
-def test_encode_cache_is_bit_identical_to_re_encoding():
-    cached = mock_run(num_frames=5, encode_cache=True)
-    fresh = mock_run(num_frames=5, encode_cache=False)
+def test_encode_cache_is_bit_identical_to_re_encoding(schedule):
+    cached = mock_run(schedule, num_frames=5, encode_cache=True)
+    fresh = mock_run(schedule, num_frames=5, encode_cache=False)
     assert torch.equal(cached[0], fresh[0]) and torch.equal(cached[1], fresh[1])
     assert len(cached[3].encoded) < len(fresh[3].encoded)
 
 
-def test_reduces_to_plain_ddim_t2v_without_queue_resampling_and_inversion():
+def test_reduces_to_plain_ddim_t2v_without_queue_resampling_and_inversion(schedule):
     F_, steps, seed = 5, 4, 3
-    video, out, den, *_ = mock_run(num_frames=1, steps=steps, rounds=0, model_frames=F_, mode="gaussian", seed=seed,
-                                   condition_on_queue=False)
+    video, out, den, *_ = mock_run(schedule, num_frames=1, steps=steps, rounds=0, model_frames=F_, mode="gaussian",
+                                   seed=seed, condition_on_queue=False)
     gen = torch.Generator().manual_seed(seed)
     noise = noise_like((1, 4, F_, LATENT, LATENT), gen)
-    plain = sample_t2v(MockDenoiser(), SCHEDULE, None, noise, steps, generator=gen)
+    plain = sample_t2v(MockDenoiser(schedule), schedule, None, noise, steps, generator=gen)
     assert torch.equal(out[:, :, 1], plain[:, :, -1])
 
 
-def test_video_prediction_seeds_the_queue_with_the_given_frames():
+def test_video_prediction_seeds_the_queue_with_the_given_frames(schedule):
     given = torch.rand(2, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(1))
-    video, out, den, mock, *_ = mock_run(frames=given, num_frames=2, model_frames=5, encode_cache=False)
+    video, out, den, mock, *_ = mock_run(schedule, frames=given, num_frames=2, model_frames=5, encode_cache=False)
     assert video.shape[0] == 4 and torch.equal(video[:2], given)
     first_queue = [image[0] for image in mock.encoded[:4]]  # fewer than K = 4 frames: the first is repeated
     for got, want in zip(first_queue, [given[0], given[0], given[0], given[1]]):
         assert torch.equal(got, want)
     many = torch.rand(6, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(2))
-    video, out, den, mock, *_ = mock_run(frames=many, num_frames=1, model_frames=4, encode_cache=False)
+    video, out, den, mock, *_ = mock_run(schedule, frames=many, num_frames=1, model_frames=4, encode_cache=False)
     assert video.shape[0] == 7 and all(torch.equal(e[0], f) for e, f in zip(mock.encoded, many[3:]))
 
 
-def test_latent_queue_skips_the_vae_round_trip():
-    video, out, den, mock, frames, latents = mock_run(num_frames=3, steps=2, rounds=0, latent_queue=True,
+def test_latent_queue_skips_the_vae_round_trip(schedule):
+    video, out, den, mock, frames, latents = mock_run(schedule, num_frames=3, steps=2, rounds=0, latent_queue=True,
                                                       noise_sampler=zeros)
     assert mock.encoded == [] and len(mock.decoded) == 3
-    second = den.inputs[2]  # first call for the second new frame: the queue ends with the first frame's latent
-    a = SCHEDULE.alpha(ti2v_grid(SCHEDULE, 2)[0][0], latents)
-    assert torch.allclose(second[:, :, 2], a.sqrt() * out[:, :, 1], atol=1e-6)
+    pairs = ti2v_grid(schedule, 2)
+    for j, (t, _) in enumerate(pairs):  # the calls for the second new frame: the queue ends with the first's latent
+        second = den.inputs[len(pairs) + j]  # (every step: flow's first level σ = 1 carries no signal)
+        a = schedule.coefficients(t, latents).a
+        assert torch.allclose(second[:, :, 2], a * out[:, :, 1], atol=1e-6)
 
 
-def test_fresh_noise_for_every_noising():
+def test_fresh_noise_for_every_noising(schedule):
     shapes = []
 
     def recording(shape):
         shapes.append(shape)
         return torch.randn(shape)
 
-    mock_run(num_frames=1, steps=2, rounds=2, model_frames=4, noise_sampler=recording)
+    mock_run(schedule, num_frames=1, steps=2, rounds=2, model_frames=4, noise_sampler=recording)
     # per frame: the clip; per step: the queue at t and at t', and one push-back per round
     assert shapes == [(1, 4, 4, 2, 2)] + [(1, 4, 3, 2, 2), (1, 4, 3, 2, 2), (1, 4, 4, 2, 2), (1, 4, 4, 2, 2)] * 2
 
 
-def test_seed_determinism():
-    a, b, c = (mock_run(num_frames=2, seed=s)[0] for s in (5, 5, 6))
+def test_seed_determinism(schedule):
+    a, b, c = (mock_run(schedule, num_frames=2, seed=s)[0] for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
