@@ -1,4 +1,7 @@
-"""FIFO-Diffusion (FIFO.md): the invariants of diagonal denoising, image-embedding seeding and the nodes."""
+"""FIFO-Diffusion (FIFO.md): the invariants of diagonal denoising, image-embedding seeding and the nodes.
+
+The mock-model invariants run on an ε-prediction (VP) schedule and on a rectified-flow one, whose queue runs
+from σ = 0 at the head to σ = 1 at the tail (the mocks' output is then read as a velocity)."""
 from __future__ import annotations
 
 import gc
@@ -13,24 +16,32 @@ from zeroshot_video.core import fifo, image_tokens
 from zeroshot_video.core.conditioning import Conditioning
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.image_tokens import ImageTokens, encode_image_tokens
-from zeroshot_video.core.schedule import Schedule
+from zeroshot_video.core.schedule import FlowSchedule, Schedule
 from zeroshot_video.core.strategies import NoiseInit
 from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.fifo_nodes import FIFOQueueWithImageEmbed, T2VConditioningAddImage, T2VPromptSchedule
 from zeroshot_video.nodes.t2v_nodes import T2VSampler
 
 SCHEDULE = Schedule.from_scheduler(standin_models.ddim_scheduler("linear", "linspace"))
+SCHEDULES = {"vp": SCHEDULE, "flow": FlowSchedule(shift=5.0)}
 COND = Conditioning(positive=torch.zeros(1, 3, 4), negative=torch.zeros(1, 3, 4))
 
 
-class FrameMock:
-    """ε̂ depends only on (x_k, t_k): frames never interact, so each frame's history is plain DDIM."""
+@pytest.fixture(params=sorted(SCHEDULES))
+def schedule(request):
+    return SCHEDULES[request.param]
 
-    def __init__(self):
+
+class FrameMock:
+    """The output (ε̂, or the velocity on a flow schedule) depends only on (x_k, t_k): frames never interact,
+    so each frame's history is plain DDIM (Euler)."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
         self.calls, self.timesteps, self.conds = 0, [], []
 
     def frame_eps(self, x, t):
-        level = torch.as_tensor(t, dtype=torch.float32)
+        level = torch.as_tensor(self.schedule.model_timestep(t), dtype=torch.float32)
         level = level.view(level.shape[0], 1, level.shape[1], 1, 1) / 1000 if level.dim() == 2 else level / 1000
         return torch.tanh(x) * (0.5 + level) + 0.1 * level
 
@@ -53,20 +64,20 @@ def base_clip(f, seed=7, size=4):
     return torch.randn(1, 4, f, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def run(plan, n_out, denoiser=None, eta=1.0, window_batch=1, seed=0, **kwargs):
-    denoiser = denoiser or WindowMock()
-    out = fifo.sample_fifo(denoiser, SCHEDULE, plan, COND, base_clip(plan.frames), n_out,
+def run(schedule, plan, n_out, denoiser=None, eta=1.0, window_batch=1, seed=0, **kwargs):
+    denoiser = denoiser or WindowMock(schedule)
+    out = fifo.sample_fifo(denoiser, schedule, plan, COND, base_clip(plan.frames), n_out,
                            generator=torch.Generator().manual_seed(seed), eta=eta, window_batch=window_batch, **kwargs)
     return out, denoiser
 
 
 # --- schedule and queue layout ------------------------------------------------------------------
 @pytest.mark.parametrize("lookahead", [True, False])
-def test_plan_labels_windows_and_write_back_cover_each_slot_once(lookahead):
+def test_plan_labels_windows_and_write_back_cover_each_slot_once(schedule, lookahead):
     f, n = 4, 3
-    plan = fifo.fifo_plan(SCHEDULE, f, n, lookahead)
-    ts = SCHEDULE.fifo_timesteps(f * n)
-    assert ts[0] == 0 and ts[-1] == 999 and ts == sorted(ts)
+    plan = fifo.fifo_plan(schedule, f, n, lookahead)
+    ts = schedule.fifo_levels(f * n)
+    assert ts[0] == 0 and ts[-1] == (999 if schedule.prediction == "epsilon" else 1.0) and ts == sorted(ts)
     dummies = f // 2 if lookahead else 0
     assert list(plan.labels) == [0] * dummies + ts and plan.length == f * n + dummies
     assert list(plan.targets[dummies:]) == [0] + ts[:-1]  # prev_i = ts_{i-1}, prev_0 = ts_0
@@ -77,50 +88,51 @@ def test_plan_labels_windows_and_write_back_cover_each_slot_once(lookahead):
     assert all(s + f <= plan.length for s in plan.windows) and plan.head == dummies
 
 
-def test_head_update_is_exactly_the_identity():
+def test_head_update_is_exactly_the_identity(schedule):
     x, eps, noise = torch.randn(3, 1, 4, 4, 4, 4).unbind(0)
-    t = torch.tensor([[0, 0, 0, 500]])
-    t_prev = torch.tensor([[0, 0, 0, 400]])
-    out = SCHEDULE.ddim_step(x, eps, t, t_prev, eta=1.0, noise=noise)
+    ts = schedule.fifo_levels(8)  # VP: 0, 143, …; flow: σ = 0, …
+    t = torch.tensor([[ts[0], ts[0], ts[0], ts[4]]])
+    t_prev = torch.tensor([[ts[0], ts[0], ts[0], ts[3]]])
+    out = schedule.ddim_step(x, eps, t, t_prev, eta=1.0, noise=noise)
     assert torch.equal(out[:, :, :3], x[:, :, :3]) and not torch.equal(out[:, :, 3], x[:, :, 3])
-    plan = fifo.fifo_plan(SCHEDULE, 4, 2)
+    plan = fifo.fifo_plan(schedule, 4, 2)
     queue = torch.randn(1, 4, plan.length, 4, 4)
-    stepped = fifo.diagonal_step(WindowMock(), SCHEDULE, plan, queue, COND, eta=1.0,
+    stepped = fifo.diagonal_step(WindowMock(schedule), schedule, plan, queue, COND, eta=1.0,
                                  noise=torch.randn_like(queue), window_batch=2)
     assert torch.equal(stepped[:, :, :plan.head + 1], queue[:, :, :plan.head + 1])  # dummies untouched, head identity
     assert not torch.equal(stepped[:, :, plan.head + 1], queue[:, :, plan.head + 1])
 
 
-def test_queue_init_forward_noises_base_frames_per_slot_and_gaussian_mode_ignores_them():
+def test_queue_init_forward_noises_base_frames_per_slot_and_gaussian_mode_ignores_them(schedule):
     f, n = 4, 2
-    plan = fifo.fifo_plan(SCHEDULE, f, n)
+    plan = fifo.fifo_plan(schedule, f, n)
     clip = base_clip(f)
-    queue = fifo.init_queue(SCHEDULE, plan, clip, torch.Generator().manual_seed(3))
+    queue = fifo.init_queue(schedule, plan, clip, torch.Generator().manual_seed(3))
     noise = torch.randn(queue.shape, generator=torch.Generator().manual_seed(3))
-    ts = SCHEDULE.fifo_timesteps(f * n)
+    ts = schedule.fifo_levels(f * n)
     for slot in range(plan.length):
         i = slot - plan.head
         frame = 0 if i < 0 else max(0, i - (f * n - f))
-        expected = SCHEDULE.q_sample(clip[:, :, frame], ts[max(i, 0)], noise[:, :, slot])
+        expected = schedule.q_sample(clip[:, :, frame], ts[max(i, 0)], noise[:, :, slot])
         torch.testing.assert_close(queue[:, :, slot], expected, rtol=0, atol=1e-6)
-    gaussian = fifo.init_queue(SCHEDULE, plan, clip, torch.Generator().manual_seed(3), NoiseInit("gaussian"))
+    gaussian = fifo.init_queue(schedule, plan, clip, torch.Generator().manual_seed(3), NoiseInit("gaussian"))
     assert torch.equal(gaussian, noise)
 
 
 # --- the diagonal loop --------------------------------------------------------------------------
 @pytest.mark.parametrize("lookahead", [True, False])
-def test_frame_independent_denoiser_reproduces_per_frame_ddim_and_tail_emerges_after_s_iterations(lookahead):
+def test_frame_independent_denoiser_reproduces_per_frame_ddim_and_tail_emerges_after_s_iterations(schedule, lookahead):
     f, n, n_out = 4, 2, 10
-    plan = fifo.fifo_plan(SCHEDULE, f, n, lookahead)
-    steps, ts = plan.steps, SCHEDULE.fifo_timesteps(plan.steps)
-    init = fifo.init_queue(SCHEDULE, plan, base_clip(f), torch.Generator().manual_seed(0))
+    plan = fifo.fifo_plan(schedule, f, n, lookahead)
+    steps, ts = plan.steps, schedule.fifo_levels(plan.steps)
+    init = fifo.init_queue(schedule, plan, base_clip(f), torch.Generator().manual_seed(0))
     tails = []
-    mock = FrameMock()
-    out, _ = run(plan, n_out, mock, eta=0.0, on_step=lambda k, total, queue: tails.append(queue[:, :, -1:].clone()))
+    mock = FrameMock(schedule)
+    out, _ = run(schedule, plan, n_out, mock, eta=0.0, on_step=lambda k, total, queue: tails.append(queue[:, :, -1:].clone()))
 
     def ddim_from(z, level_index):
         for j in range(level_index, 0, -1):
-            z = SCHEDULE.ddim_step(z, mock.frame_eps(z, ts[j]), ts[j], ts[j - 1])
+            z = schedule.ddim_step(z, mock.frame_eps(z, ts[j]), ts[j], ts[j - 1])
         return z
 
     from_tails = 0
@@ -136,40 +148,41 @@ def test_frame_independent_denoiser_reproduces_per_frame_ddim_and_tail_emerges_a
     assert not torch.allclose(out[:, :, 0], base_clip(f)[:, :, 0], atol=1e-2)  # first kept frame is not base frame 0
 
 
-def test_window_order_window_batch_and_batching_do_not_change_the_result():
-    plan = fifo.fifo_plan(SCHEDULE, 4, 3)
-    reference, _ = run(plan, 6, window_batch=1)
+def test_window_order_window_batch_and_batching_do_not_change_the_result(schedule):
+    plan = fifo.fifo_plan(schedule, 4, 3)
+    reference, _ = run(schedule, plan, 6, window_batch=1)
+    assert torch.isfinite(reference).all()
     ascending = replace(plan, windows=tuple(reversed(plan.windows)))
     for variant, batch in ((plan, 4), (plan, len(plan.windows)), (ascending, 1), (ascending, 5)):
-        out, _ = run(variant, 6, window_batch=batch)
+        out, _ = run(schedule, variant, 6, window_batch=batch)
         assert torch.equal(out, reference), (variant.windows, batch)
-    other_seed, _ = run(plan, 6, seed=1)
+    other_seed, _ = run(schedule, plan, 6, seed=1)
     assert not torch.equal(other_seed, reference)
 
 
 @pytest.mark.parametrize("lookahead", [True, False])
-def test_every_window_reads_the_pre_iteration_state_and_writes_only_its_share(lookahead):
-    plan = fifo.fifo_plan(SCHEDULE, 4, 2, lookahead)
+def test_every_window_reads_the_pre_iteration_state_and_writes_only_its_share(schedule, lookahead):
+    plan = fifo.fifo_plan(schedule, 4, 2, lookahead)
     queue = torch.randn(1, 4, plan.length, 4, 4)
     noise = torch.randn_like(queue)
-    mock = WindowMock()
-    out = fifo.diagonal_step(mock, SCHEDULE, plan, queue, COND, eta=1.0, noise=noise, window_batch=3)
+    mock = WindowMock(schedule)
+    out = fifo.diagonal_step(mock, schedule, plan, queue, COND, eta=1.0, noise=noise, window_batch=3)
     labels, targets = torch.tensor([plan.labels]), torch.tensor([plan.targets])
     f, w = plan.frames, plan.write_from
     for s in plan.windows:
         window = slice(s, s + f)
         eps = mock(queue[:, :, window], labels[:, window], COND)
         mine = slice(s + w, s + f)
-        expected = SCHEDULE.ddim_step(queue[:, :, mine], eps[:, :, w:], labels[:, mine], targets[:, mine], 1.0,
+        expected = schedule.ddim_step(queue[:, :, mine], eps[:, :, w:], labels[:, mine], targets[:, mine], 1.0,
                                       noise[:, :, mine])
         torch.testing.assert_close(out[:, :, mine], expected, rtol=0, atol=1e-6)
 
 
-def test_counts_queue_length_labels_and_emissions_are_constant():
+def test_counts_queue_length_labels_and_emissions_are_constant(schedule):
     f, n, n_out, batch = 4, 2, 5, 3
-    plan = fifo.fifo_plan(SCHEDULE, f, n)
+    plan = fifo.fifo_plan(schedule, f, n)
     shapes, frames_seen, totals = [], [], set()
-    out, mock = run(plan, n_out, window_batch=batch, on_frame=lambda i, z: frames_seen.append((i, tuple(z.shape))),
+    out, mock = run(schedule, plan, n_out, window_batch=batch, on_frame=lambda i, z: frames_seen.append((i, tuple(z.shape))),
                     on_step=lambda k, total, queue: (shapes.append(queue.shape[2]), totals.add(total)))
     iterations = n_out + f * n - f
     assert totals == {iterations} and len(shapes) == iterations and set(shapes) == {plan.length}
@@ -182,8 +195,8 @@ def test_counts_queue_length_labels_and_emissions_are_constant():
     assert torch.equal(first, torch.stack([torch.tensor(plan.labels[s:s + f]) for s in plan.windows]))
 
 
-def test_nothing_grows_with_length_when_frames_are_not_kept():
-    plan = fifo.fifo_plan(SCHEDULE, 4, 2)
+def test_nothing_grows_with_length_when_frames_are_not_kept(schedule):
+    plan = fifo.fifo_plan(schedule, 4, 2)
     sizes = {}
 
     def live_tensor_bytes(k, total, queue):
@@ -192,16 +205,16 @@ def test_nothing_grows_with_length_when_frames_are_not_kept():
             tensors = [o for o in gc.get_objects() if torch.is_tensor(o)]
             sizes[k] = (len(tensors), sum(t.numel() * t.element_size() for t in tensors))
 
-    silent = FrameMock().frame_eps  # records nothing
-    out, _ = run(plan, 60, lambda x, t, cond: silent(x, t), keep=False, on_step=live_tensor_bytes)
+    silent = FrameMock(schedule).frame_eps  # records nothing
+    out, _ = run(schedule, plan, 60, lambda x, t, cond: silent(x, t), keep=False, on_step=live_tensor_bytes)
     assert out is None and sizes[5] == sizes[50]
 
 
-def test_prompt_schedule_switches_the_whole_queue_at_the_kept_frame_counter():
-    plan = fifo.fifo_plan(SCHEDULE, 4, 2)
+def test_prompt_schedule_switches_the_whole_queue_at_the_kept_frame_counter(schedule):
+    plan = fifo.fifo_plan(schedule, 4, 2)
     later = Conditioning(positive=torch.ones(1, 3, 4), negative=torch.zeros(1, 3, 4))
     last = Conditioning(positive=2 * torch.ones(1, 3, 4), negative=torch.zeros(1, 3, 4))
-    _, mock = run(plan, 6, window_batch=len(plan.windows), prompts=((4, last), (2, later)))
+    _, mock = run(schedule, plan, 6, window_batch=len(plan.windows), prompts=((4, last), (2, later)))
     used = [COND if c is COND else later if c is later else last for c in mock.conds]
     assert used == [COND] * (plan.warmup + 2) + [later] * 2 + [last] * 2
     with pytest.raises(ValueError, match="start at frame 2"):
@@ -215,9 +228,9 @@ def test_prompt_schedule_switches_the_whole_queue_at_the_kept_frame_counter():
     ((3, 2, True), "even window_frames"), ((1, 1, False), "at least 2"), ((34, 1, True, 32), "at most 32"),
     ((20, 60, True), "exceeds"),
 ])
-def test_bad_window_and_partitions_are_refused(args, message):
+def test_bad_window_and_partitions_are_refused(schedule, args, message):
     with pytest.raises(ValueError, match=message):
-        fifo.fifo_plan(SCHEDULE, *args)
+        fifo.fifo_plan(schedule, *args)
 
 
 @pytest.mark.parametrize("shape, message", [
