@@ -52,8 +52,50 @@ class BackboneModules(nn.Module):
                 self.add_module(name, module)
 
 
+class VideoBackbone:
+    """What every method needs of a backbone family, whatever its architecture.
+
+    Methods work in *latent frames*; users speak *video frames*. A family maps one to the other
+    (:meth:`latent_frames`, :meth:`video_frames`), runs its network on both CFG branches in one call
+    (:meth:`predict`), embeds text (:meth:`embed_text`), and encodes and decodes pixels, including a
+    decoder that streams one continuous video latent frame by latent frame (:meth:`stream_decoder`).
+    """
+
+    name: str
+    family: str
+    schedule: object
+    dtype: torch.dtype
+    device: torch.device
+    default_negative_prompt: str = ""
+
+    def to(self, device: torch.device) -> "VideoBackbone":
+        self.modules.to(device)
+        self.device = torch.device(device)
+        return self
+
+    # video frames ↔ latent frames: one latent frame per video frame unless a family says otherwise
+    def latent_frames(self, video_frames: int) -> int:
+        return video_frames
+
+    def video_frames(self, latent_frames: int) -> int:
+        return latent_frames
+
+    def check_video_frames(self, frames: int, what: str = "frames") -> None:
+        """Refuse a video-frame count the VAE cannot represent (only Wan's causal VAE has such counts)."""
+
+    def guidance_scale(self, t, like: torch.Tensor, guidance: float, guidance_2: float | None):
+        """The guidance scale for level(s) ``t``: one number, unless a family switches experts by level."""
+        return guidance
+
+    def stream_decoder(self, out_device: torch.device | str = "cpu"):
+        """A callable turning the next latent frames ``[1, C, k, h, w]`` of one video into its IMAGE frames."""
+        return lambda latents: self.decode(latents, chunk=1, out_device=out_device)
+
+
 @dataclass
-class Backbone:
+class Backbone(VideoBackbone):
+    """The 2023 ε-prediction video UNets (ModelScope/Zeroscope, AnimateDiff) with an SD image VAE."""
+
     name: str
     family: str  # "modelscope" | "animatediff"
     unet: nn.Module
@@ -106,10 +148,22 @@ class Backbone:
     def has_image_attention(self) -> bool:
         return getattr(self.unet, "encoder_hid_proj", None) is not None
 
-    def to(self, device: torch.device) -> "Backbone":
-        self.modules.to(device)
-        self.device = torch.device(device)
-        return self
+    def embed_text(self, text: str) -> tuple[torch.Tensor, str | None]:
+        from .conditioning import clip_text_embeddings
+        return clip_text_embeddings(self.tokenizer, self.text_encoder, text)
+
+    def predict(self, x: torch.Tensor, t, texts: list[torch.Tensor], cond) -> list[torch.Tensor]:
+        from .unet_call import predict_unet
+        return predict_unet(self, x, t, texts, cond)
+
+    def encode(self, pixels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        from . import vae
+        return vae.encode_pixels(self, pixels, chunk or vae.DEFAULT_CHUNK)
+
+    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu"
+               ) -> torch.Tensor:
+        from . import vae
+        return vae.decode_frames(self, latents, chunk or vae.DEFAULT_CHUNK, out_device)
 
 
 # --- file checks -------------------------------------------------------------------------------
@@ -139,14 +193,18 @@ def _read_json(path: Path) -> dict:
 
 
 def detect_family(model_dir: Path) -> str:
-    """"modelscope", "animatediff" or "sd15" (an SD1.5 folder that still needs a motion adapter)."""
+    """"modelscope", "animatediff", "wan" or "sd15" (an SD1.5 folder that still needs a motion adapter)."""
+    from .wan import is_wan_folder
     _read_json(model_dir / "model_index.json")
+    if is_wan_folder(model_dir):
+        return "wan"
     unet_class = _read_json(model_dir / "unet" / "config.json").get("_class_name")
     family = UNET_FAMILY.get(unet_class)
     if family is None:
         raise ModelFileError(
-            f"'{model_dir.name}' has a {unet_class}; supported are ModelScope/Zeroscope (UNet3DConditionModel) "
-            "and Stable Diffusion 1.5 (UNet2DConditionModel) with an AnimateDiff motion adapter.")
+            f"'{model_dir.name}' has a {unet_class}; supported are ModelScope/Zeroscope (UNet3DConditionModel), "
+            "Stable Diffusion 1.5 (UNet2DConditionModel) with an AnimateDiff motion adapter, and Wan 2.1/2.2 "
+            "(WanTransformer3DModel).")
     return family
 
 
@@ -156,6 +214,10 @@ _LOCAL = {"local_files_only": True}
 
 def _diffusers_part(cls, folder: Path, dtype: torch.dtype, what: str):
     require_safetensors(folder, what)
+    found = _read_json(folder / "config.json").get("_class_name")
+    if found is not None and found != cls.__name__:
+        raise ModelFileError(f"{what} in '{folder}' is a {found}, but this model needs a {cls.__name__} there: the "
+                             f"folder mixes parts of different models. Re-download '{folder.parent.name}' whole.")
     return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype, **_LOCAL)
 
 
@@ -240,11 +302,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 
 def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = None,
                   ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None,
-                  dtype: torch.dtype = torch.float32, timestep_grid: str = "original") -> Backbone:
+                  dtype: torch.dtype = torch.float32, timestep_grid: str = "original") -> VideoBackbone:
     from diffusers import AutoencoderKL, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
     from transformers import CLIPTextModel, CLIPTokenizer
     model_dir = Path(model_dir)
     family = detect_family(model_dir)
+    if family == "wan":
+        if motion_adapter or ip_adapter or image_encoder:
+            raise ModelFileError(f"'{model_dir.name}' is a Wan model: motion adapters and IP-Adapters only apply to "
+                                 "Stable Diffusion 1.5 folders. Set them to 'none'.")
+        from .wan import load_wan
+        return load_wan(model_dir, dtype)
     if family == "sd15" and motion_adapter is None:
         raise ModelFileError(f"'{model_dir.name}' is a Stable Diffusion 1.5 folder: choose an AnimateDiff motion "
                              "adapter to turn it into a video model.")

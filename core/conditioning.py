@@ -33,33 +33,38 @@ class Conditioning:
         return replace(self, image=image, image_uncond=image_uncond, image_scale=scale)
 
 
-def _tokenize(tokenizer, text: str) -> tuple[torch.Tensor, str | None]:
-    """Token ids padded to the model length; returns the dropped tail when the prompt is too long."""
-    limit = tokenizer.model_max_length
-    ids = tokenizer(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt").input_ids
+def dropped_tail(tokenizer, text: str, limit: int) -> str | None:
+    """The part of ``text`` beyond ``limit`` tokens (the last kept slot holds the end token), or None."""
     full = tokenizer(text, truncation=False).input_ids
-    dropped = None
-    if len(full) > limit:
-        dropped = tokenizer.decode(full[limit - 1:-1])
-    return ids, dropped
+    return tokenizer.decode(full[limit - 1:-1]) if len(full) > limit else None
 
 
 @torch.no_grad()
-def encode_text(backbone, prompt: str, negative: str = "") -> Conditioning:
-    """Encode both prompts with the backbone's own text encoder (last hidden state, like its pipeline).
+def clip_text_embeddings(tokenizer, text_encoder, text: str) -> tuple[torch.Tensor, str | None]:
+    """A CLIP text encoder's last hidden state ``[1, 77, D]`` (padded to the model length, like its pipeline)."""
+    limit = tokenizer.model_max_length
+    ids = tokenizer(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt").input_ids
+    device = next(text_encoder.parameters()).device
+    return text_encoder(ids.to(device))[0].cpu(), dropped_tail(tokenizer, text, limit)
 
-    The embeddings are kept on the CPU: the host caches them between runs, and the Denoiser moves the
-    few kilobytes to the device per call.
+
+def encode_text(backbone, prompt: str, negative: str | None = "") -> Conditioning:
+    """Encode both prompts with the backbone's own text encoder, as its pipeline does.
+
+    ``negative`` None (or empty on a backbone with an official default, Wan's) is the backbone's default
+    negative prompt. The embeddings are kept on the CPU: the host caches them between runs, and the Denoiser
+    moves them to the device per call.
     """
+    if not negative:
+        negative = backbone.default_negative_prompt
     notes = []
     embeddings = []
     for label, text in (("prompt", prompt), ("negative prompt", negative)):
-        ids, dropped = _tokenize(backbone.tokenizer, text)
+        embedded, dropped = backbone.embed_text(text)
         if dropped:
             note = (f"The {label} is longer than the text encoder's {backbone.tokenizer.model_max_length} tokens; "
                     f"this part was cut off: '{dropped}'")
             log.warning(note)
             notes.append(note)
-        device = next(backbone.text_encoder.parameters()).device
-        embeddings.append(backbone.text_encoder(ids.to(device))[0].cpu())
+        embeddings.append(embedded)
     return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes), prompt=prompt)

@@ -1,0 +1,260 @@
+"""The Wan family (2.1 T2V 1.3B/14B, 2.2 T2V A14B, 2.2 TI2V 5B) through diffusers' own Wan classes.
+
+Rectified flow: the transformer predicts the velocity v = ε − x0 at σ (given 1000·σ), so its schedule is a
+``FlowSchedule`` with the folder's shift. What the methods need of it, and why it differs from the UNets:
+- **per-frame levels natively**: the transformer takes one timestep per token; tokens are frame-major, so a
+  ``[B, F]`` level becomes ``[B, F·tokens_per_frame]`` by repeating each frame's level (no hooks);
+- **two experts** (A14B): the high-noise ``transformer`` for 1000·σ ≥ boundary, the low-noise
+  ``transformer_2`` below, each with its own guidance scale; a window whose frames sit on both sides of the
+  boundary runs both experts and every frame takes the prediction of the expert its own level selects;
+- **text**: UMT5, always padded to 512 rows (the cross-attention has no mask; the rows past the prompt are
+  exactly zero, as in training), with Wan's official negative prompt as the default;
+- **latent frames**: the causal VAE packs 4 video frames per latent frame after the first, so video frame
+  counts are 4k + 1 and each latent frame after the first decodes to 4 frames, streamed seamlessly
+  (``wan_vae.StreamingDecoder``); latents are normalised per channel.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import torch
+
+from . import wan_vae
+from .backbone import BackboneModules, ModelFileError, VideoBackbone, require_safetensors
+from .schedule import FlowSchedule
+
+OFFICIAL_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+    "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
+    "杂乱的背景，三条腿，背景人很多，倒着走")
+"""Wan's own default negative prompt (its shared config's ``sample_neg_prompt``); diffusers defaults to ""."""
+TEXT_LENGTH = 512
+NATIVE_VIDEO_FRAMES = {16: 81, 48: 121}
+"""Video frames one call was trained on, by latent channels: Wan 2.1 / A14B 81 (16 fps), TI2V-5B 121 (24 fps)."""
+
+
+def is_wan_folder(model_dir: Path) -> bool:
+    config = model_dir / "transformer" / "config.json"
+    try:
+        return json.loads(config.read_text()).get("_class_name") == "WanTransformer3DModel"
+    except (OSError, ValueError):
+        return False
+
+
+def clean_prompt(text: str) -> str:
+    """What Wan's pipeline does to a prompt before tokenising (ftfy aside): unescape HTML twice, collapse spaces."""
+    return re.sub(r"\s+", " ", html.unescape(html.unescape(text))).strip()
+
+
+class WanBackbone(VideoBackbone):
+    family = "wan"
+
+    def __init__(self, name: str, transformer, vae, text_encoder, tokenizer, schedule: FlowSchedule,
+                 dtype: torch.dtype, transformer_2=None, boundary_ratio: float | None = None,
+                 expand_timesteps: bool = False):
+        self.name, self.transformer, self.transformer_2 = name, transformer, transformer_2
+        self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
+        self.schedule, self.dtype, self.device = schedule, dtype, torch.device("cpu")
+        self.boundary_ratio = boundary_ratio if transformer_2 is not None else None
+        self.expand_timesteps = expand_timesteps
+        self.default_negative_prompt = OFFICIAL_NEGATIVE_PROMPT
+        self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae,
+                                       text_encoder=text_encoder)
+        self.modules.eval().requires_grad_(False)
+
+    # --- shapes ------------------------------------------------------------------------------------
+    @property
+    def channels(self) -> int:
+        return int(self.transformer.config.in_channels)
+
+    @property
+    def spatial_factor(self) -> int:
+        return int(self.vae.config.scale_factor_spatial)
+
+    @property
+    def patch(self) -> tuple[int, int, int]:
+        return tuple(self.transformer.config.patch_size)
+
+    @property
+    def pixel_multiple(self) -> int:
+        """Pixels per token side: the VAE's spatial factor × the transformer's patch."""
+        return self.spatial_factor * self.patch[1]
+
+    @property
+    def max_frames(self) -> int:
+        """Latent frames one call was trained on (21 for Wan 2.1's 81 video frames)."""
+        return self.latent_frames(NATIVE_VIDEO_FRAMES.get(self.channels, 81))
+
+    @property
+    def native_size(self) -> int:
+        return 480
+
+    has_image_attention = False
+
+    def latent_frames(self, video_frames: int) -> int:
+        return wan_vae.latent_frames(video_frames)
+
+    def video_frames(self, latent_frames: int) -> int:
+        return wan_vae.video_frames(latent_frames)
+
+    def check_video_frames(self, frames: int, what: str = "frames") -> None:
+        wan_vae.check_video_frames(frames, what)
+
+    def latent_shape(self, frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
+        """``[1, C, F_latent, h, w]`` of a ``frames``-frame (4k + 1) ``width`` × ``height`` video."""
+        self.check_video_frames(frames)
+        multiple = self.pixel_multiple
+        if width % multiple or height % multiple or width < multiple or height < multiple:
+            raise ValueError(f"{width}×{height}: this Wan model needs width and height that are positive multiples "
+                             f"of {multiple} (its VAE's {self.spatial_factor}× × the transformer's 2×2 patch), e.g. "
+                             "832×480.")
+        f = self.spatial_factor
+        return (1, self.channels, self.latent_frames(frames), height // f, width // f)
+
+    # --- text ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed_text(self, text: str) -> tuple[torch.Tensor, str | None]:
+        from .conditioning import dropped_tail
+        text = clean_prompt(text)
+        tokens = self.tokenizer(text, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
+                                add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
+        device = next(self.text_encoder.parameters()).device
+        mask = tokens.attention_mask.to(device)
+        hidden = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
+        # Rows past the prompt (and its end token) are exactly zero, as the pipeline and training have them.
+        hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        return hidden.float().cpu(), dropped_tail(self.tokenizer, text, TEXT_LENGTH)
+
+    # --- the model call ------------------------------------------------------------------------------
+    def _boundary(self) -> float | None:
+        return None if self.boundary_ratio is None else self.boundary_ratio * self.schedule.num_train_timesteps
+
+    def _is_high(self, model_t: torch.Tensor) -> torch.Tensor:
+        return model_t >= self._boundary()
+
+    def guidance_scale(self, t, like: torch.Tensor, guidance: float, guidance_2: float | None):
+        if self._boundary() is None or guidance_2 is None:
+            return guidance
+        model_t = torch.as_tensor(self.schedule.model_timestep(t), dtype=torch.float32)
+        high = self._is_high(model_t)
+        if high.dim() == 0:
+            return guidance if bool(high) else guidance_2
+        scale = torch.where(high, torch.tensor(guidance), torch.tensor(guidance_2)).to(like.device, like.dtype)
+        return scale.view(scale.shape[0], 1, -1, 1, 1) if scale.dim() == 2 else scale.view(-1, 1, 1, 1, 1)
+
+    def _timesteps(self, model_t: torch.Tensor, batch: int, frames: int, tokens_per_frame: int) -> torch.Tensor:
+        """``[batch]`` for one level per clip (as WanPipeline passes it), else per token ``[batch, F·tokens]``."""
+        if model_t.dim() == 2 or self.expand_timesteps:
+            per_frame = model_t.expand(batch, frames) if model_t.dim() == 2 else model_t.reshape(-1, 1).expand(batch, frames)
+            return per_frame.repeat_interleave(tokens_per_frame, dim=1)
+        return model_t.reshape(-1).expand(batch)
+
+    def predict(self, x: torch.Tensor, t, texts: list[torch.Tensor], cond) -> list[torch.Tensor]:
+        """v̂ of ``x`` ``[B, C, F, h, w]`` at level(s) ``t`` (σ) for each text of ``texts``, one call per expert."""
+        if cond.image is not None:
+            raise ValueError(f"'{self.name}' (Wan text-to-video) has no image cross-attention, so image tokens cannot "
+                             "condition it: disconnect image_embeds / turn image seeding off.")
+        batch, _, frames, h, w = x.shape
+        branches = len(texts)
+        device, dtype = self.device, self.dtype
+        sample = torch.cat([x] * branches).to(device, dtype)
+        text = torch.cat([e.to(device).expand(batch, *e.shape[1:]) for e in texts]).to(dtype)
+        model_t = torch.as_tensor(self.schedule.model_timestep(t), dtype=torch.float32, device=device)
+        if model_t.dim() == 2:
+            model_t = model_t.expand(batch, frames)
+        tokens = (h // self.patch[1]) * (w // self.patch[2])
+        timestep = torch.cat([self._timesteps(model_t, batch, frames, tokens)] * branches)
+
+        def run(transformer) -> torch.Tensor:
+            out = transformer(hidden_states=sample, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
+            return out.to(x.dtype)
+
+        if self._boundary() is None:
+            out = run(self.transformer)
+        else:
+            high = self._is_high(model_t)
+            if bool(high.all()):
+                out = run(self.transformer)
+            elif not bool(high.any()):
+                out = run(self.transformer_2)
+            else:  # a window across the boundary: each frame from the expert of its own level
+                mask = (high if high.dim() == 2 else high.reshape(-1, 1).expand(batch, frames))
+                mask = torch.cat([mask] * branches).view(branches * batch, 1, frames, 1, 1).to(x.device)
+                out = torch.where(mask, run(self.transformer), run(self.transformer_2))
+        return list(out.chunk(branches))
+
+    # --- pixels --------------------------------------------------------------------------------------
+    def encode(self, pixels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Images ``[N, 3, H, W]`` in [−1, 1] → one latent frame each, ``[1, C, N, h, w]`` (normalised): every
+        image encodes alone as the first frame of a video, as an image-to-video first frame does."""
+        vae = self.vae
+        p = next(vae.parameters())
+        latents = [wan_vae.encode_video(vae, pixels[i:i + 1].unsqueeze(2).to(p.device, p.dtype))
+                   for i in range(pixels.shape[0])]
+        return torch.cat(latents, dim=2)
+
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """A (4k + 1)-frame video ``[1, 3, N, H, W]`` in [−1, 1] → its normalised latent ``[1, C, k + 1, h, w]``."""
+        p = next(self.vae.parameters())
+        return wan_vae.encode_video(self.vae, pixels.to(p.device, p.dtype))
+
+    def stream_decoder(self, out_device: torch.device | str = "cpu"):
+        """A callable decoding the next latent frames of one continuous video to IMAGE frames on ``out_device``:
+        the first latent frame gives 1 frame, every later one 4, and the result equals one-call decoding."""
+        decoder = wan_vae.StreamingDecoder(self.vae)
+        return lambda latents: wan_vae.decode_to_images(decoder, latents, out_device)
+
+    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu"
+               ) -> torch.Tensor:
+        """Latents ``[B, C, F, h, w]`` → IMAGE ``[B·(4(F − 1) + 1), H, W, 3]``: each clip one continuous video,
+        streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length)."""
+        step = max(1, chunk or 1)
+        clips = []
+        for b in range(latents.shape[0]):
+            decode = self.stream_decoder(out_device)
+            clips += [decode(latents[b:b + 1, :, i:i + step]) for i in range(0, latents.shape[2], step)]
+        return torch.cat(clips)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFileError(f"'{path}' is missing: is '{path.parent}' a complete Wan diffusers folder?") from None
+    except ValueError as error:
+        raise ModelFileError(f"'{path}' is not valid JSON ({error}): re-download that file.") from None
+
+
+def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
+    """A Wan diffusers folder (``model_index.json`` with transformer[, transformer_2], vae, text_encoder,
+    tokenizer, scheduler), safetensors only, local files only. The VAE runs in float32, as Wan's own code does."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    from .backbone import _diffusers_part, _transformers_part
+    index = _read_json(model_dir / "model_index.json")
+    scheduler_config = _read_json(model_dir / "scheduler" / "scheduler_config.json")
+    shift = scheduler_config.get("flow_shift", scheduler_config.get("shift"))
+    if shift is None:
+        raise ModelFileError(f"'{model_dir.name}/scheduler/scheduler_config.json' has no flow shift (flow_shift or "
+                             "shift): is this a Wan flow-matching folder?")
+    transformer = _diffusers_part(WanTransformer3DModel, model_dir / "transformer", dtype, "The Wan transformer")
+    second = index.get("transformer_2") or [None, None]
+    transformer_2 = None
+    if second[0] is not None:
+        transformer_2 = _diffusers_part(WanTransformer3DModel, model_dir / "transformer_2", dtype,
+                                        "The Wan low-noise expert (transformer_2)")
+        if index.get("boundary_ratio") is None:
+            raise ModelFileError(f"'{model_dir.name}' has two experts but no boundary_ratio in model_index.json.")
+    require_safetensors(model_dir / "text_encoder", "The UMT5 text encoder")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "tokenizer", local_files_only=True)
+    text_encoder = _transformers_part(UMT5EncoderModel, model_dir / "text_encoder", dtype, "The UMT5 text encoder")
+    vae = _diffusers_part(AutoencoderKLWan, model_dir / "vae", torch.float32, "The Wan VAE")
+    return WanBackbone(model_dir.name, transformer, vae, text_encoder, tokenizer,
+                       FlowSchedule(shift=float(shift), num_train_timesteps=int(
+                           scheduler_config.get("num_train_timesteps", 1000))),
+                       dtype, transformer_2=transformer_2, boundary_ratio=index.get("boundary_ratio"),
+                       expand_timesteps=bool(index.get("expand_timesteps", False)))
