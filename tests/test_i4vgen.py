@@ -1,4 +1,7 @@
-"""I4VGen: generation-selection, NI-VSDS, regeneration (I4VGEN.md invariants) and the three nodes."""
+"""I4VGen: generation-selection, NI-VSDS, regeneration (I4VGEN.md invariants) and the three nodes.
+
+The mock-model invariants run on AnimateDiff's ε-prediction schedule and on a rectified-flow one (the mocks'
+output then read as a velocity; oracles built by :func:`model_output` for either parameterisation)."""
 import json
 import math
 
@@ -11,7 +14,7 @@ from zeroshot_video.core.backbone import ModelFileError, family_scheduler
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.reward import load_reward_model
-from zeroshot_video.core.schedule import Schedule
+from zeroshot_video.core.schedule import FlowSchedule, Schedule
 from zeroshot_video.core.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
 from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
@@ -22,14 +25,30 @@ VIDEO = (1, 4, 4, 8, 8)  # B = 1, F = 4, 8×8 latents
 S = 10
 
 
-@pytest.fixture(scope="module")
-def schedule():
-    """AnimateDiff's table and grid (linear betas, linspace spacing)."""
+@pytest.fixture(scope="module", params=["vp", "flow"])
+def schedule(request):
+    """AnimateDiff's table and grid, or a rectified-flow schedule as Wan's (shift 5)."""
+    if request.param == "flow":
+        return FlowSchedule(shift=5.0)
     return Schedule.from_scheduler(family_scheduler("animatediff"))
 
 
+def model_output(schedule, z, t, *, x0=None, eps=None):
+    """What a model of the schedule's parameterisation outputs at input ``z`` when it predicts ``x0`` and/or
+    ``eps`` (ε for VP, v = ε − x0 for flow); a missing one follows from z = a·x0 + s·ε. At σ = 1 the input is
+    the noise itself and implies no x0: 0 is taken."""
+    c = schedule.coefficients(t, z)
+    if eps is None:
+        eps = (z - c.a * x0) / c.s
+    if schedule.prediction == "epsilon":
+        return eps
+    if x0 is None:
+        x0 = torch.where(c.a > 0, (z - c.s * eps) / c.a, torch.zeros_like(z))
+    return eps - x0
+
+
 class Recorder:
-    """A mock ε-predictor that records what it is called with."""
+    """A mock model (ε-predictor, or velocity on a flow schedule) that records what it is called with."""
 
     def __init__(self, predict):
         self.predict = predict
@@ -163,22 +182,32 @@ def test_descending_grid_and_the_same_noise_at_every_iteration(schedule):
     out, recorder, trajectory = _nivsds(schedule, lambda z, t: 0.3 * z, latent, noise)
     K = i4vgen.nivsds_iterations(S, 0.6)
     assert len(recorder.inputs) == K
-    assert recorder.timesteps == schedule.ddim_timesteps(S)[:K]
+    assert recorder.timesteps == schedule.sampling_timesteps(S)[:K]
     assert all(a > b for a, b in zip(recorder.timesteps, recorder.timesteps[1:]))
     for z, t, x in zip(recorder.inputs, recorder.timesteps, trajectory):
-        a = schedule.alpha(t, x)
-        torch.testing.assert_close((z - a.sqrt() * x) / (1 - a).sqrt(), noise, rtol=1e-4, atol=1e-4)
+        c = schedule.coefficients(t, x)
+        torch.testing.assert_close((z - c.a * x) / c.s, noise, rtol=1e-4, atol=1e-4)
     assert torch.equal(out, trajectory[-1])
 
 
 def test_oracle_predictor_leaves_the_latent_unchanged(schedule):
     latent, noise = torch.randn(VIDEO, generator=_gen(1)), torch.randn(VIDEO, generator=_gen(2))
-    out, _, _ = _nivsds(schedule, lambda z, t: noise, latent, noise)
-    assert torch.equal(out, latent)
+    out, _, _ = _nivsds(schedule, lambda z, t: model_output(schedule, z, t, x0=latent, eps=noise), latent, noise)
+    # exact for ε (ε̂ is the output); a velocity's ε̂ = z + (1 − σ)·v is ε only up to rounding
+    torch.testing.assert_close(out, latent, rtol=0, atol=0 if schedule.prediction == "epsilon" else 1e-5)
 
 
-def _alphas(schedule, K):
-    return [float(schedule.alphas_cumprod[t]) for t in schedule.ddim_timesteps(S)[:K]]
+def _coefficients(schedule, K):
+    """(a, s) of the first K grid levels, as float64 numbers."""
+    like = torch.zeros((), dtype=torch.float64)
+    levels = [schedule.coefficients(t, like) for t in schedule.sampling_timesteps(S)[:K]]
+    return [(float(c.a), float(c.s)) for c in levels]
+
+
+def _noise_weights(schedule, K):
+    """s² per iteration: what an ε̂ = 0 prediction adds of the fixed noise. At a = 0 (a flow grid's σ = 1) the
+    model's input is the noise itself, so ε̂ = ε whatever it outputs and that iteration adds nothing."""
+    return [s * s if a > 0 else 0.0 for a, s in _coefficients(schedule, K)]
 
 
 def _sizes(K):
@@ -191,21 +220,21 @@ def test_x_star_predictor_contracts_in_closed_form(schedule):
     target = torch.randn(VIDEO, generator=_gen(3), dtype=torch.float64)
 
     def predicts_target(z, t):
-        a = schedule.alpha(t, z)
-        return (z - a.sqrt() * target) / (1 - a).sqrt()
+        return model_output(schedule, z, t, x0=target)
 
     out, _, _ = _nivsds(schedule, predicts_target, latent, noise)
     K = i4vgen.nivsds_iterations(S, 0.6)
-    factor = math.prod(1 - s * math.sqrt(a * (1 - a)) for s, a in zip(_sizes(K), _alphas(schedule, K)))
+    # x ← x + λ·(x̂0 − x) with λ = α·a·s (√(ᾱ(1 − ᾱ)) for VP, σ(1 − σ) for flow)
+    factor = math.prod(1 - size * a * s for size, (a, s) in zip(_sizes(K), _coefficients(schedule, K)))
     torch.testing.assert_close(out - target, factor * (latent - target), rtol=1e-9, atol=1e-9)
 
 
 def test_zero_predictor_adds_the_fixed_noise(schedule):
     latent = torch.randn(VIDEO, generator=_gen(1), dtype=torch.float64)
     noise = torch.randn(VIDEO, generator=_gen(2), dtype=torch.float64)
-    out, _, _ = _nivsds(schedule, lambda z, t: torch.zeros_like(z), latent, noise)
+    out, _, _ = _nivsds(schedule, lambda z, t: model_output(schedule, z, t, eps=torch.zeros_like(z)), latent, noise)
     K = i4vgen.nivsds_iterations(S, 0.6)
-    total = sum(s * (1 - a) for s, a in zip(_sizes(K), _alphas(schedule, K)))
+    total = sum(size * w for size, w in zip(_sizes(K), _noise_weights(schedule, K)))
     torch.testing.assert_close(out, latent + total * noise, rtol=1e-12, atol=1e-12)
 
 
@@ -233,8 +262,9 @@ def test_bad_step_size_lists_are_refused(text, match):
 def test_last_step_size_repeats(schedule):
     latent = torch.randn(VIDEO, generator=_gen(1), dtype=torch.float64)
     noise = torch.randn(VIDEO, generator=_gen(2), dtype=torch.float64)
-    out, _, _ = _nivsds(schedule, lambda z, t: torch.zeros_like(z), latent, noise, p=1.0, sizes=(3.0, 2.0))
-    total = sum(s * (1 - a) for s, a in zip([3.0] + [2.0] * (S - 1), _alphas(schedule, S)))
+    out, _, _ = _nivsds(schedule, lambda z, t: model_output(schedule, z, t, eps=torch.zeros_like(z)), latent, noise,
+                        p=1.0, sizes=(3.0, 2.0))
+    total = sum(size * w for size, w in zip([3.0] + [2.0] * (S - 1), _noise_weights(schedule, S)))
     torch.testing.assert_close(out, latent + total * noise, rtol=1e-12, atol=1e-12)
 
 
@@ -254,10 +284,10 @@ def test_regeneration_calls_start_and_fresh_noise(schedule, p_re):
     if m == 0:
         assert torch.equal(out, optimised), "p_re = 0 returns the NI-VSDS latent"
         return
-    ts = schedule.ddim_timesteps(S)
+    ts = schedule.sampling_timesteps(S)
     assert recorder.timesteps[0] == ts[S - m]
-    a = schedule.alpha(ts[S - m], optimised)
-    recovered = (recorder.inputs[0] - a.sqrt() * optimised) / (1 - a).sqrt()
+    c = schedule.coefficients(ts[S - m], optimised)
+    recovered = (recorder.inputs[0] - c.a * optimised) / c.s
     torch.testing.assert_close(recovered, fresh, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(recovered, epsilon, atol=0.1), "regeneration must not reuse NI-VSDS's ε"
 
