@@ -299,13 +299,15 @@ def tiny_umt5(tokenizer, seed: int = 0):
 
 
 def tiny_wan_transformer(channels: int = 16, seed: int = 0):
-    """Patch (1, 2, 2) and head_dim 12, so RoPE keeps 4/4/4 dims for frames, height and width."""
+    """Patch (1, 2, 2) and head_dim 12, so RoPE keeps 4/4/4 dims for frames, height and width. RoPE covers 1024
+    positions per axis as in the real models (its tables are not saved): diffusers' test value 32 fails beyond
+    32 patches, i.e. above 512 px with the 2.1 VAE."""
     from diffusers import WanTransformer3DModel
     torch.manual_seed(seed)
     return WanTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=channels,
         out_channels=channels, text_dim=WAN_TEXT_DIM, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024)
 
 
 def tiny_wan_vae(version: str = "2.1", seed: int = 0):

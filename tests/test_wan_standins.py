@@ -116,3 +116,15 @@ def test_prompt_embeds_match_the_prompt(models_dir, no_network):
     by_embeds = pipe(prompt_embeds=embeds, negative_prompt_embeds=negative,
                      generator=torch.Generator().manual_seed(0), **run).frames
     assert torch.equal(by_text, by_embeds)
+
+
+def test_transformer_takes_real_video_widths(models_dir):
+    """832 px wide at 8× and patch 2 is 52 positions along W: beyond diffusers' tiny-test RoPE length (32)."""
+    from diffusers import WanTransformer3DModel
+    transformer = WanTransformer3DModel.from_pretrained(models_dir / "diffusers" / models.WAN21 / "transformer",
+                                                        local_files_only=True)
+    latents = torch.randn(1, 16, 1, 2, 832 // 8)
+    with torch.no_grad():
+        out = transformer(latents, timestep=torch.tensor([500]), encoder_hidden_states=torch.randn(1, 8, 32),
+                          return_dict=False)[0]
+    assert out.shape == latents.shape and torch.isfinite(out).all()
