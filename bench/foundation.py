@@ -13,7 +13,6 @@ from pathlib import Path
 import torch
 from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
 
-from zeroshot_video.core import vae
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.t2v import noise_like, sample_t2v
@@ -73,11 +72,11 @@ def sampler_vs_pipeline(family: str) -> dict:
 def decode_child(frames: int) -> dict:
     backbone = load_bench_backbone("modelscope", MODELS)
     latents = torch.randn(backbone.latent_shape(frames, SIDE, SIDE))
-    vae.decode_frames(backbone, latents[:, :, :4], chunk=4)  # warm-up: allocator pools, lazy inits
+    backbone.decode(latents[:, :, :4], chunk=4)  # warm-up: allocator pools, lazy inits
     baseline = reset_peak_rss()
     meter = Meter(backbone)
     started = time.perf_counter()
-    images = vae.decode_frames(backbone, latents, chunk=4)
+    images = backbone.decode(latents, chunk=4)
     wall = time.perf_counter() - started
     return {"frames": frames, "rss_mb_before": round(baseline, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
             "output_mb": round(images.numel() * images.element_size() / 2 ** 20, 1),

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from zeroshot_video.cli import standin_models
-from zeroshot_video.core import i4vgen, vae
+from zeroshot_video.core import i4vgen
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.reward import load_reward_model
@@ -56,14 +56,14 @@ class Setup:
         gen = torch.Generator().manual_seed(0)
         latent = sample_t2v(self.denoiser, self.backbone.schedule, self.cond, noise_like(self.shape, gen), STEPS,
                             generator=gen)
-        return vae.decode_frames(self.backbone, latent)
+        return self.backbone.decode(latent)
 
     def select(self, _):
         gen = torch.Generator().manual_seed(0)
         noise = i4vgen.candidate_noise(self.shape, FRAMES, gen)
         return i4vgen.generate_and_select(
             self.denoiser, self.backbone.schedule, self.cond, noise, STEPS, FRAMES,
-            decode=lambda latents: vae.decode_frames(self.backbone, latents),
+            decode=lambda latents: self.backbone.decode(latents),
             score=lambda images: self.reward.score(images, PROMPT), generator=gen).anchor
 
     def nivsds(self, anchor):
@@ -75,7 +75,7 @@ class Setup:
         gen = torch.Generator().manual_seed(0)
         out = sample_t2v(self.denoiser, self.backbone.schedule, self.cond, noise_like(self.shape, gen), STEPS,
                          generator=gen, init_latent=latent, strength=P_RE)
-        return vae.decode_frames(self.backbone, out)
+        return self.backbone.decode(out)
 
 
 @torch.no_grad()

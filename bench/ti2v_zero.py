@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.core import ti2v_zero, vae
+from zeroshot_video.core import ti2v_zero
 from zeroshot_video.core.anchor import encode_frames, gradient_image, make_anchor
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
@@ -69,7 +69,7 @@ def speed() -> dict:
         Denoiser(backbone, s["guidance"]), backbone.schedule, cond, anchor.image, anchor.latents, 2, 1,
         model_frames=s["model_frames"], generator=torch.Generator().manual_seed(0), encode_cache=False,
         encode=lambda images: encode_frames(backbone, images),
-        decode=lambda z: vae.decode_frames(backbone, z, chunk=1))
+        decode=lambda z: backbone.decode(z, chunk=1))
     figures["vae_encodes_per_new_frame_without_cache"] = meter.encoded_frames / 2
     meter.detach()
     return figures

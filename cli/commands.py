@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 
 from .. import client
-from ..core import fifo, i4vgen, ti2v_zero, vae
+from ..core import fifo, i4vgen, ti2v_zero
 from . import standin_models
 from ..core.anchor import gradient_image, make_anchor
 from ..core.backbone import detect_family, load_backbone, resolve_dtype
@@ -128,7 +128,7 @@ def _t2v(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     latent = sample_t2v(denoiser, backbone.schedule, cond, noise, args.steps, generator=gen, eta=args.eta,
                         on_step=lambda i, n, x: STATUS.show(f"step {i}/{n}"))
     STATUS.end()
-    return vae.decode_frames(backbone, latent)
+    return backbone.decode(latent)
 
 
 def _start_image(path: str | None, width: int, height: int) -> torch.Tensor:
@@ -173,7 +173,7 @@ def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     selection = i4vgen.generate_and_select(
         denoiser, backbone.schedule, cond,
         i4vgen.candidate_noise(shape, args.candidates or args.frames, gen).to(backbone.device), args.steps,
-        args.frames, decode=lambda latents: vae.decode_frames(backbone, latents),
+        args.frames, decode=lambda latents: backbone.decode(latents),
         score=lambda images: reward.score(images, args.prompt, backbone.device), generator=gen)
     print("I4VGen candidate scores:\n" + i4vgen.format_scores(selection))
     moved = i4vgen.ni_vsds(denoiser, backbone.schedule, cond, selection.anchor,
@@ -182,7 +182,7 @@ def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     print()
     latent = sample_t2v(denoiser, backbone.schedule, cond, noise_like(shape, gen).to(backbone.device), args.steps,
                         generator=gen, eta=args.eta, init_latent=moved, strength=args.p_re)
-    return vae.decode_frames(backbone, latent)
+    return backbone.decode(latent)
 
 
 def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:

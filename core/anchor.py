@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import vae
 from .validation import check_size
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ def encode_frames(backbone, images: torch.Tensor) -> torch.Tensor:
     One frame per call everywhere (anchor, sampler queue) so that a frame's latent never depends on what
     it was batched with: the encode cache is then bit-identical to re-encoding.
     """
-    return vae.encode_pixels(backbone, to_pixels(images), chunk=1)
+    return backbone.encode(to_pixels(images), chunk=1)
 
 
 @dataclass(frozen=True, eq=False)

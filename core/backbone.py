@@ -87,9 +87,19 @@ class VideoBackbone:
         """The guidance scale for level(s) ``t``: one number, unless a family switches experts by level."""
         return guidance
 
+    def latent_index(self, video_frame: int) -> int:
+        """The latent frame that holds video frame ``video_frame``."""
+        return video_frame
+
     def stream_decoder(self, out_device: torch.device | str = "cpu"):
         """A callable turning the next latent frames ``[1, C, k, h, w]`` of one video into its IMAGE frames."""
         return lambda latents: self.decode(latents, chunk=1, out_device=out_device)
+
+    def still_video(self, latent: torch.Tensor, latent_frames: int) -> torch.Tensor:
+        """The latent ``[1, C, F, h, w]`` of a still video showing the one-frame latent ``[1, C, 1, h, w]``
+        (I4VGen's static anchor video, TI2V-Zero's repeated queue): its frame repeated, for a per-frame VAE."""
+        from .i4vgen import static_video
+        return static_video(latent, latent_frames)
 
 
 @dataclass
@@ -134,6 +144,15 @@ class Backbone(VideoBackbone):
             raise ValueError(f"{width}×{height} is not a whole number of this backbone's {factor}×{factor}-pixel VAE "
                              f"blocks: make width and height multiples of {factor}.")
         return (1, int(self.unet.config.in_channels), frames, height // factor, width // factor)
+
+    @property
+    def channels(self) -> int:
+        return int(self.unet.config.in_channels)
+
+    @property
+    def latent_multiple(self) -> int:
+        """How much the UNet shrinks a latent side: latent sides must be multiples of this."""
+        return 2 ** (len(self.unet.config.block_out_channels) - 1)
 
     @property
     def latent_scale(self) -> float:

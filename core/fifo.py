@@ -19,7 +19,6 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import vae
 from .conditioning import Conditioning
 from .image_tokens import ImageTokens, encode_image_tokens
 from .schedule import Schedule
@@ -76,6 +75,33 @@ def check_fifo_shape(frames: int, partitions: int, lookahead: bool, max_frames: 
     if steps > num_train_timesteps:
         raise ValueError(f"window_frames × partitions = {steps} steps exceeds the {num_train_timesteps} training "
                          "timesteps: lower partitions.")
+
+
+def check_window_request(video_frames: int, partitions: int, lookahead: bool) -> None:
+    """What can be checked of a window given in video frames before the backbone is known: a window that lookahead
+    cannot split on any backbone (an even count of frames, or on Wan 4k + 1 video frames = an even k + 1 latent
+    frames, e.g. 77) is refused at once."""
+    if video_frames < 1:
+        raise ValueError(f"window_frames must be at least 1, got {video_frames}")
+    if partitions < 1:
+        raise ValueError(f"partitions must be at least 1, got {partitions}")
+    wan_even = (video_frames - 1) % 4 == 0 and ((video_frames - 1) // 4 + 1) % 2 == 0
+    if lookahead and video_frames % 2 and not wan_even:
+        raise ValueError(f"lookahead denoising needs an even window_frames (it writes back the second half of each "
+                         f"window); got {video_frames}. Use {video_frames + 1} (Wan: 4k + 1 frames with k + 1 even, "
+                         "e.g. 77) or turn lookahead off.")
+
+
+def window_latent_frames(backbone, video_frames: int, lookahead: bool) -> int:
+    """The window in latent frames, with the lookahead parity checked in the user's unit."""
+    backbone.check_video_frames(video_frames, "window_frames")
+    frames = backbone.latent_frames(video_frames)
+    if lookahead and frames % 2:
+        raise ValueError(f"lookahead denoising needs an even number of latent frames per window (it writes back the "
+                         f"second half of each window): window_frames {video_frames} is {frames} on this backbone. "
+                         f"Use {backbone.video_frames(frames - 1) if frames > 1 else backbone.video_frames(2)} or "
+                         f"{backbone.video_frames(frames + 1)}, or turn lookahead off.")
+    return frames
 
 
 def fifo_plan(schedule: Schedule, frames: int, partitions: int, lookahead: bool = True,
@@ -228,7 +254,7 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
 def seed_image_tokens(backbone, queue: torch.Tensor) -> ImageTokens:
     """seeds/000's seeding, as its code does it: queue slot 0 (base frame 0 forward-noised to ts_0) decoded and
     embedded once, for the whole run (with the gray image's tokens for the unconditional branch)."""
-    first = vae.decode_frames(backbone, queue[:, :, :1], chunk=1)
+    first = backbone.decode(queue[:, :, :1], chunk=1)
     return ImageTokens(*encode_image_tokens(backbone, first))
 
 
@@ -275,31 +301,36 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
                on_frame: Callable[[int, torch.Tensor], None] | None = None,
                on_step: Callable[[int, int, torch.Tensor], None] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FIFO on a backbone with streaming output: each kept head frame is decoded alone as it is emitted,
-    moved to the CPU, optionally written to ``stream_to`` as ``frame_000000.png`` … (an interrupted run keeps
-    what it made), and handed to ``on_frame(i, image [H, W, 3])``.
+    """FIFO on a backbone with streaming output: each kept head frame (a latent frame) is decoded as it is
+    emitted, continuing one video, moved to the CPU, optionally written to ``stream_to`` as
+    ``frame_000000.png`` … (an interrupted run keeps what it made), and each of its video frames handed to
+    ``on_frame(i, image [H, W, 3])``. ``num_frames`` counts latent frames.
 
-    Returns (frames ``[N, H, W, 3]``, latents ``[1, C, N, h, w]``) on the CPU. With ``keep_frames`` off only
+    Returns (frames ``[video_frames(N), H, W, 3]``, latents ``[1, C, N, h, w]``) on the CPU. With ``keep_frames`` off only
     the last frame and its latent come back, so memory does not grow with N at all (stream them to disk).
     ``seed_image_scale``: condition the whole run on the image tokens of the starting queue's slot 0, at this
     scale (:func:`seed_image_tokens`).
     """
     frames: torch.Tensor | None = None
     last: tuple[torch.Tensor, torch.Tensor] | None = None
+    decode = backbone.stream_decoder()  # one continuous video: a causal VAE keeps its state between frames
+    written = 0
 
     def emitted(index: int, latent: torch.Tensor) -> None:
-        nonlocal frames, last
-        image = vae.decode_frames(backbone, latent, chunk=1)[0]
+        nonlocal frames, last, written
+        images = decode(latent)  # the video frames of this latent frame (4 after the first on Wan, else 1)
         if keep_frames:
-            if frames is None:
-                frames = torch.empty(num_frames, *image.shape)  # filled in place: no copy of the whole video
-            frames[index] = image
+            if frames is None:  # filled in place: no copy of the whole video
+                frames = torch.empty(backbone.video_frames(num_frames), *images.shape[1:])
+            frames[written:written + images.shape[0]] = images
         else:
-            last = image.unsqueeze(0), latent.cpu()
-        if stream_to is not None:
-            write_png(image, Path(stream_to) / f"frame_{index:06d}.png")
-        if on_frame is not None:
-            on_frame(index, image)
+            last = images[-1:], latent.cpu()
+        for image in images:
+            if stream_to is not None:
+                write_png(image, Path(stream_to) / f"frame_{written:06d}.png")
+            if on_frame is not None:
+                on_frame(written, image)
+            written += 1
 
     queue = init_queue(backbone.schedule, plan, base_clip, generator, noise_init)
     if seed_image_scale is not None:
@@ -308,8 +339,3 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
                           eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
                           on_frame=emitted, on_step=on_step, keep=keep_frames, queue=queue)
     return (frames, latents) if keep_frames else last
-
-
-def unet_downsampling(backbone) -> int:
-    """How much the UNet shrinks a latent side: latent sides must be multiples of this."""
-    return 2 ** (len(backbone.unet.config.block_out_channels) - 1)

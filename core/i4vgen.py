@@ -17,7 +17,6 @@ from typing import Callable, Sequence
 import torch
 
 from .t2v import noise_like, sample_t2v
-from .vae import encode_pixels
 
 DEFAULT_P = 0.6
 """NI-VSDS extent with the reference code's meaning: K = int(S·p) + 1 iterations. (The paper's "0.4" is
@@ -86,7 +85,7 @@ def sample_candidates(denoiser: Callable, schedule, cond, noise: torch.Tensor, s
 def generate_and_select(denoiser: Callable, schedule, cond, noise: torch.Tensor, steps: int, frames: int, *,
                         decode: Callable[[torch.Tensor], torch.Tensor],
                         score: Callable[[torch.Tensor], Sequence[float]], generator: torch.Generator,
-                        batch: int | None = None,
+                        batch: int | None = None, still: Callable = static_video,
                         on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> AnchorSelection:
     """Generation-selection: sample the candidates from ``noise`` (see :func:`candidate_noise`), decode,
     score, and repeat the best candidate's *own latent* over F frames (no decode/encode round trip).
@@ -94,30 +93,32 @@ def generate_and_select(denoiser: Callable, schedule, cond, noise: torch.Tensor,
     Candidates run ``batch`` at a time (default F): one UNet call then never carries more single frames
     than a call of the plain F-frame sampler, so memory stays that of plain sampling, and N = F costs
     exactly S calls. ``decode``: latents ``[n, C, 1, h, w]`` → IMAGE ``[n, H, W, 3]``; ``score``: IMAGE →
-    one number per image.
+    one number per image. ``still(latent, F)`` makes the static video (the backbone's ``still_video``: a causal
+    VAE's still clip is not its first latent repeated).
     """
     candidates = sample_candidates(denoiser, schedule, cond, noise, steps, generator=generator,
                                    batch=batch or frames, on_step=on_step)
     images = decode(candidates)
     scores, index = _scored(images, score)
-    return AnchorSelection(anchor=static_video(candidates[index:index + 1], frames), images=images, scores=scores,
+    return AnchorSelection(anchor=still(candidates[index:index + 1], frames), images=images, scores=scores,
                            index=index)
 
 
 def encode_images(backbone, images: torch.Tensor) -> torch.Tensor:
     """IMAGE ``[N, H, W, 3]`` (0..1) → latents ``[N, C, 1, h, w]`` with the video VAE (posterior mean)."""
     pixels = images.permute(0, 3, 1, 2).float() * 2 - 1
-    return encode_pixels(backbone, pixels).permute(2, 1, 0, 3, 4)
+    return backbone.encode(pixels).permute(2, 1, 0, 3, 4)
 
 
 def select_from_images(images: torch.Tensor, frames: int, *, encode: Callable[[torch.Tensor], torch.Tensor],
-                       score: Callable[[torch.Tensor], Sequence[float]]) -> AnchorSelection:
+                       score: Callable[[torch.Tensor], Sequence[float]], still: Callable = static_video
+                       ) -> AnchorSelection:
     """Generation-selection over given candidate images (from any checkpoint, or one user image): score
     them and encode only the best one with the video VAE (see :func:`encode_images`)."""
     if images.shape[0] < 1:
         raise ValueError("no candidate images were given")
     scores, index = _scored(images, score)
-    return AnchorSelection(anchor=static_video(encode(images[index:index + 1]), frames), images=images,
+    return AnchorSelection(anchor=still(encode(images[index:index + 1]), frames), images=images,
                            scores=scores, index=index)
 
 

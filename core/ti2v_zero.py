@@ -33,7 +33,6 @@ from typing import Callable
 
 import torch
 
-from . import vae
 from .anchor import check_image, encode_frames
 from .schedule import Schedule
 from .strategies import NoiseInit, Resample
@@ -75,6 +74,18 @@ def _denoise_clip(denoiser, schedule: Schedule, cond, z: torch.Tensor, queue: to
                 z = torch.cat([queue_next, z[:, :, slots:]], dim=2)
             z = schedule.renoise(z, t_next, t, draw(z.shape))
     return z
+
+
+def _next_latent(denoiser, schedule: Schedule, cond, c: torch.Tensor | None, like: torch.Tensor, model_frames: int,
+                 pairs, rounds: int, noise_init: NoiseInit, draw: Callable, tick: Callable) -> torch.Tensor:
+    """Steps 2–5 of the spec for one new frame after the queue latents ``c`` ``[B, C, K, h, w]`` (``like`` gives
+    the shape; ``c`` None: the ablation that never writes the queue into the clip): the new slot's start noise
+    (DDPM inversion of the last queue frame, or plain), then the conditioned denoising; returns the new slot."""
+    slots = model_frames - 1
+    z = draw((like.shape[0], like.shape[1], model_frames, *like.shape[3:]))
+    if noise_init.mode == "ddpm_inversion":
+        z = torch.cat([z[:, :, :slots], schedule.q_sample(like[:, :, -1:], pairs[0][0], z[:, :, slots:])], dim=2)
+    return _denoise_clip(denoiser, schedule, cond, z, c, pairs, rounds, draw, tick)[:, :, slots:]
 
 
 def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch.Tensor, latents: torch.Tensor,
@@ -145,11 +156,8 @@ def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch
 
     for n in range(num_frames):
         c = queue_latents()
-        z = draw((c.shape[0], c.shape[1], model_frames, *c.shape[3:]))
-        if noise_init.mode == "ddpm_inversion":
-            z = torch.cat([z[:, :, :slots], schedule.q_sample(c[:, :, -1:], pairs[0][0], z[:, :, slots:])], dim=2)
-        z = _denoise_clip(denoiser, schedule, cond, z, c if condition_on_queue else None, pairs, rounds, draw, tick)
-        new = z[:, :, slots:]
+        new = _next_latent(denoiser, schedule, cond, c if condition_on_queue else None, c, model_frames, pairs, rounds,
+                           noise_init, draw, tick)
         index = given + n
         video[index] = decode(new)[0].to(video.device)
         out[:, :, index] = new[:, :, 0].cpu()
@@ -161,6 +169,79 @@ def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch
     return video, out
 
 
+def sample_ti2v_zero_latents(denoiser: Callable, schedule: Schedule, cond, queue: torch.Tensor, num_latents: int,
+                             steps: int, *, generator: torch.Generator, noise_init: NoiseInit = NoiseInit(),
+                             resample: Resample = Resample(),
+                             on_step: Callable[[int, int], None] | None = None,
+                             on_latent: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """TI2V-Zero with the queue kept as latents, for a backbone whose causal VAE packs several video frames into
+    each latent frame (Wan): ``num_latents`` new latent frames after the K queue latents ``[1, C, K, h, w]``.
+
+    The slide keeps latents: re-encoding a sliding pixel window with a causal VAE would turn its oldest chunk into
+    a first-frame latent. Each new latent joins the queue and ``on_latent(n, latent)`` gets it; returns the new
+    latents ``[1, C, N, h, w]`` on the CPU.
+    """
+    pairs = ti2v_grid(schedule, steps)
+    total, evals = num_latents * len(pairs) * (resample.rounds + 1), 0
+
+    def draw(shape) -> torch.Tensor:
+        return noise_like(tuple(shape), generator).to(queue.device)
+
+    def tick():
+        nonlocal evals
+        evals += 1
+        if on_step is not None:
+            on_step(evals, total)
+
+    out = torch.empty((*queue.shape[:2], num_latents, *queue.shape[3:]), dtype=queue.dtype)
+    for n in range(num_latents):
+        new = _next_latent(denoiser, schedule, cond, queue, queue, queue.shape[2] + 1, pairs, resample.rounds,
+                           noise_init, draw, tick)
+        out[:, :, n] = new[:, :, 0].cpu()
+        queue = torch.cat([queue[:, :, 1:], new], dim=2)
+        if on_latent is not None:
+            on_latent(n, new)
+    return out
+
+
+def _on_causal_backbone(backbone, denoiser, cond, anchor, num_frames: int, steps: int, *, model_frames: int,
+                        generator, noise_init, resample, on_step, on_frame, out_device):
+    """TI2V-Zero where each latent frame after the first is several video frames (Wan): the image is latent frame
+    0, the queue is K latent frames of a still (4K − 3)-frame clip of it, encoded once, and every new latent frame
+    is decoded as it comes, continuing one video (4 new video frames each)."""
+    per_latent = backbone.video_frames(2) - 1
+    if anchor.frames != 1:
+        raise ValueError(f"{backbone.name}: TI2V-Zero on this backbone starts from one image (its first latent frame); "
+                         f"{anchor.frames} were given. Video prediction from several frames is not supported on it yet.")
+    if num_frames % per_latent:
+        raise ValueError(f"num_frames {num_frames}: on {backbone.name} every new latent frame is {per_latent} video "
+                         f"frames, so num_frames must be a multiple of {per_latent} (e.g. "
+                         f"{max(per_latent, num_frames - num_frames % per_latent)}).")
+    slots = backbone.latent_frames(model_frames) - 1
+    if slots < 1:
+        raise ValueError(f"model_frames {model_frames} is one latent frame: use at least "
+                         f"{backbone.video_frames(2)} (a queue slot plus the new frame).")
+    first = anchor.latents.to(backbone.device)
+    queue = backbone.still_video(first, slots)
+    decode = backbone.stream_decoder(out_device)
+    decode(first)  # the stream starts at the image: its causal state leads into the first new latent frame
+    count = num_frames // per_latent
+    video = torch.empty((1 + num_frames, *anchor.image.shape[1:]), device=out_device)
+    video[:1] = anchor.image.to(out_device)  # frame 0 is the input pixels themselves
+
+    def on_latent(n: int, latent: torch.Tensor) -> None:
+        images = decode(latent)
+        start = 1 + n * per_latent
+        video[start:start + images.shape[0]] = images
+        for j in range(images.shape[0]):
+            if on_frame is not None:
+                on_frame(start + j, video[start + j])
+
+    new = sample_ti2v_zero_latents(denoiser, backbone.schedule, cond, queue, count, steps, generator=generator,
+                                   noise_init=noise_init, resample=resample, on_step=on_step, on_latent=on_latent)
+    return video, torch.cat([anchor.latents.cpu(), new], dim=2)
+
+
 def sample_on_backbone(backbone, denoiser: Callable, cond, anchor, num_frames: int, steps: int, *,
                        model_frames: int = 16, generator: torch.Generator, noise_init: NoiseInit = NoiseInit(),
                        resample: Resample = Resample(), latent_queue: bool = False,
@@ -168,11 +249,15 @@ def sample_on_backbone(backbone, denoiser: Callable, cond, anchor, num_frames: i
                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`sample_ti2v_zero` with the backbone's VAE, after checking everything that can be checked."""
     check_settings(num_frames, steps, model_frames)
-    check_frames(backbone, model_frames)
+    check_frames(backbone, model_frames, "model_frames")
     anchor.require(backbone)
+    if backbone.video_frames(2) > 2:
+        return _on_causal_backbone(backbone, denoiser, cond, anchor, num_frames, steps, model_frames=model_frames,
+                                   generator=generator, noise_init=noise_init, resample=resample, on_step=on_step,
+                                   on_frame=on_frame, out_device=out_device)
     return sample_ti2v_zero(
         denoiser, backbone.schedule, cond, anchor.image.to(out_device), anchor.latents.to(backbone.device),
         num_frames, steps, model_frames=model_frames, generator=generator, noise_init=noise_init,
         resample=resample, latent_queue=latent_queue, on_step=on_step, on_frame=on_frame,
         encode=lambda images: encode_frames(backbone, images),
-        decode=lambda z: vae.decode_frames(backbone, z, chunk=1, out_device=out_device))
+        decode=lambda z: backbone.decode(z, chunk=1, out_device=out_device))

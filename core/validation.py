@@ -17,10 +17,17 @@ def check_steps(steps: int) -> None:
         raise ValueError(f"steps must be at least 1, got {steps}")
 
 
-def check_frames(backbone, frames: int) -> None:
+def check_frames(backbone, frames: int, what: str = "frames") -> None:
+    """A video-frame count for one model call: one the VAE can represent, within the backbone's window."""
     if frames < 1:
-        raise ValueError(f"frames must be at least 1, got {frames}")
+        raise ValueError(f"{what} must be at least 1, got {frames}")
+    backbone.check_video_frames(frames, what)
+    check_latent_frames(backbone, backbone.latent_frames(frames))
+
+
+def check_latent_frames(backbone, latent_frames: int) -> None:
     limit = backbone.max_frames
-    if limit is not None and frames > limit:
-        raise ValueError(f"{backbone.name} (AnimateDiff) takes at most {limit} frames in one call; got {frames}. "
-                         "For longer videos use RepeatAndSlideSampler or FIFOQueueWithImageEmbed.")
+    if limit is not None and latent_frames > limit:
+        raise ValueError(f"{backbone.name} ({backbone.family}) takes at most {backbone.video_frames(limit)} frames in "
+                         f"one call; got {backbone.video_frames(latent_frames)}. For longer videos use "
+                         "RepeatAndSlideSampler or FIFOQueueWithImageEmbed.")

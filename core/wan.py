@@ -79,6 +79,10 @@ class WanBackbone(VideoBackbone):
         return tuple(self.transformer.config.patch_size)
 
     @property
+    def latent_multiple(self) -> int:
+        return self.patch[1]
+
+    @property
     def pixel_multiple(self) -> int:
         """Pixels per token side: the VAE's spatial factor × the transformer's patch."""
         return self.spatial_factor * self.patch[1]
@@ -102,6 +106,17 @@ class WanBackbone(VideoBackbone):
 
     def check_video_frames(self, frames: int, what: str = "frames") -> None:
         wan_vae.check_video_frames(frames, what)
+
+    def latent_index(self, video_frame: int) -> int:
+        return self.latent_frames(video_frame + 1) - 1 if video_frame else 0
+
+    def still_video(self, latent: torch.Tensor, latent_frames: int) -> torch.Tensor:
+        """A causal VAE does not encode a still clip to its first latent repeated: the frame is decoded,
+        repeated over the 4(F − 1) + 1 video frames, and the still clip encoded once."""
+        image = self.decode(latent[:, :, :1], out_device=latent.device)  # [1, H, W, 3] in 0..1
+        pixels = (image.permute(3, 0, 1, 2) * 2 - 1).unsqueeze(0)  # [1, 3, 1, H, W]
+        clip = pixels.expand(-1, -1, self.video_frames(latent_frames), -1, -1)
+        return self.encode_video(clip).to(latent.device, latent.dtype)
 
     def latent_shape(self, frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
         """``[1, C, F_latent, h, w]`` of a ``frames``-frame (4k + 1) ``width`` × ``height`` video."""

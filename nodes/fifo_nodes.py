@@ -39,9 +39,11 @@ class FIFOQueueWithImageEmbed:
             "base_clip": LINK("LATENT", "The starting clip: T2VSampler output with frames = window_frames and steps = "
                               "window_frames × partitions (S). Its last frames lead into the video."),
             "num_frames": INT(256, 1, 1_000_000, "N, output frames. Any length: memory does not grow with it (except "
-                              "the returned frames; see keep_frames)."),
-            "window_frames": INT(16, 1, 64, "f, frames per UNet call: the backbone's native clip length (ModelScope/"
-                                 "Zeroscope 16–24, AnimateDiff 16, at most 32). Must equal the base clip's frames."),
+                              "the returned frames; see keep_frames). Wan: 4k + 1 (each latent frame after the "
+                              "first is 4 video frames)."),
+            "window_frames": INT(16, 1, 128, "f, frames per model call: the backbone's native clip length (ModelScope/"
+                                 "Zeroscope 16–24, AnimateDiff 16, at most 32; Wan at most 81, and 4k + 1 with an "
+                                 "even k + 1 under lookahead: 77). Must equal the base clip's frames."),
             "partitions": INT(4, 1, 64, "n: the queue spans S = f·n denoising steps (paper: 4). More = better "
                               "quality, proportionally slower (2n windows per frame with lookahead)."),
             "lookahead": BOOLEAN(True, "Lookahead denoising (paper default): half-overlapping windows, each writing "
@@ -76,7 +78,7 @@ class FIFOQueueWithImageEmbed:
 
     @classmethod
     def VALIDATE_INPUTS(cls, window_frames=None, partitions=None, lookahead=None):
-        return validated(cls, lambda: fifo.check_fifo_shape(window_frames, partitions, lookahead),
+        return validated(cls, lambda: fifo.check_window_request(window_frames, partitions, lookahead),
                          window_frames=window_frames, partitions=partitions, lookahead=lookahead)
 
     def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
@@ -84,10 +86,13 @@ class FIFOQueueWithImageEmbed:
                  image_scale=1.0, prompt_schedule=None, stream_to_disk=False, filename_prefix="fifo/frames",
                  keep_frames=True):
         model = backbone.ready()
-        plan = fifo.fifo_plan(model.schedule, window_frames, partitions, lookahead, model.max_frames)
+        window = fifo.window_latent_frames(model, window_frames, lookahead)
+        plan = fifo.fifo_plan(model.schedule, window, partitions, lookahead, model.max_frames)
         latent = base_clip["samples"]
-        fifo.check_base_clip(latent, plan, model.unet.config.in_channels, fifo.unet_downsampling(model))
-        prompts = tuple(prompt_schedule or ())
+        fifo.check_base_clip(latent, plan, model.channels, model.latent_multiple)
+        model.check_video_frames(num_frames, "num_frames")
+        latent_count = model.latent_frames(num_frames)
+        prompts = tuple((model.latent_index(start), c) for start, c in (prompt_schedule or ()))
         fifo.check_run(num_frames, window_batch, eta, prompts)
         carried = conditioning.image is not None
         fifo.check_image_request(model, seed_image_from_base_clip or image_embeds is not None or carried
@@ -107,14 +112,14 @@ class FIFOQueueWithImageEmbed:
         if tokens is not None:
             cond, prompts = fifo.with_image_tokens(conditioning, prompts, tokens, image_scale)
         folder = fifo.stream_folder(glue.output_folder(), filename_prefix) if stream_to_disk else None
-        progress = glue.Progress(num_frames + plan.warmup)
+        progress = glue.Progress(latent_count + plan.warmup)
         preview = {}
 
         def on_step(k, total, queue):
             progress.update(k, preview.pop("frame", None))
 
         frames, latents = fifo.fifo_video(
-            model, guided_denoiser(model, guidance), plan, cond, base, num_frames, generator=generator(seed), eta=eta,
+            model, guided_denoiser(model, guidance), plan, cond, base, latent_count, generator=generator(seed), eta=eta,
             window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
             keep_frames=keep_frames, seed_image_scale=image_scale if seed_image_from_base_clip else None,
             on_step=on_step,

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 
-from ..core import i4vgen, model_files, vae
+from ..core import i4vgen, model_files
 from ..core.backbone import resolve_dtype
 from ..core.reward import load_reward_model
-from ..core.validation import check_frames, check_size, check_steps
+from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
 from ..core.t2v import noise_like
 from .inputs import COMBO, FLOAT, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, validated
@@ -126,15 +126,16 @@ class RewardSelectAnchor:
                 raise ValueError(f"The candidate images are {tuple(candidates.shape[1:3])[::-1]} (width, height) but "
                                  f"the video is {width}×{height}: resize them (e.g. Upscale Image) or set width and "
                                  "height to their size.")
-            selection = i4vgen.select_from_images(candidates, frames, score=score,
-                                                  encode=lambda images: i4vgen.encode_images(model, images))
+            selection = i4vgen.select_from_images(candidates, model.latent_frames(frames), score=score,
+                                                  encode=lambda images: i4vgen.encode_images(model, images),
+                                                  still=model.still_video)
         else:
             shape = model.latent_shape(frames, width, height)
             gen = generator(seed)
-            noise = i4vgen.candidate_noise(shape, num_candidates or frames, gen).to(model.device)
+            noise = i4vgen.candidate_noise(shape, num_candidates or shape[2], gen).to(model.device)
             selection = i4vgen.generate_and_select(
-                guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, frames,
-                decode=lambda latents: vae.decode_frames(model, latents), score=score, generator=gen,
+                guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, shape[2],
+                decode=lambda latents: model.decode(latents), score=score, generator=gen, still=model.still_video,
                 on_step=_progress())
         text = i4vgen.format_scores(selection)
         out = glue.output_device()
@@ -187,7 +188,7 @@ class NIVSDSOptimize:
         if samples.dim() != 5:
             raise ValueError(f"NIVSDSOptimize needs a video latent [batch, channels, frames, h, w]; got "
                              f"{tuple(samples.shape)}. Connect RewardSelectAnchor's anchor.")
-        check_frames(model, samples.shape[2])
+        check_latent_frames(model, samples.shape[2])
         x = samples.to(model.device, torch.float32)
         noise = noise_like(x.shape, generator(seed, NIVSDS_STREAM)).to(model.device)
         progress = glue.Progress(iterations)
@@ -195,7 +196,7 @@ class NIVSDSOptimize:
         def on_step(k, total, current):
             preview = None
             if k % PREVIEW_EVERY == 0 or k == total:
-                preview = vae.decode_frames(model, current[:1, :, :1])[0]
+                preview = model.decode(current[:1, :, :1])[0]
             progress.update(k, preview)
 
         out = i4vgen.ni_vsds(guided_denoiser(model, guidance), model.schedule, conditioning, x, noise, steps,

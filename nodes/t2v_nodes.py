@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..core import vae
 from ..core.denoiser import Denoiser
 from ..core.t2v import GRIDS, noise_like, sample_t2v
-from ..core.validation import check_frames, check_size, check_steps
+from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
 from .inputs import COMBO, FLOAT, FROM_LATENT_STREAM, INT, LINK, SEED, generator, validated
 
@@ -35,8 +34,8 @@ class T2VSampler:
         return {"required": {
             "backbone": LINK("T2V_BACKBONE", "The video model."),
             "conditioning": LINK("T2V_CONDITIONING", "Prompt embeddings from T2VTextEncode (same backbone)."),
-            "frames": INT(16, 1, 1024, "Frames to generate (AnimateDiff: at most 32). Ignored when a latent is "
-                                       "connected."),
+            "frames": INT(16, 1, 1024, "Frames to generate (AnimateDiff: at most 32; Wan: 4k + 1, at most 81, or "
+                                       "121 for Wan 2.2 TI2V-5B). Ignored when a latent is connected."),
             "width": INT(256, 64, MAX_SIDE, "Width in pixels, a multiple of 8 (ModelScope 256, Zeroscope 576, "
                                             "AnimateDiff 512). Ignored when a latent is connected.", step=8),
             "height": INT(256, 64, MAX_SIDE, "Height in pixels, a multiple of 8. Ignored when a latent is connected.",
@@ -73,7 +72,7 @@ class T2VSampler:
             if init.dim() != 5:
                 raise ValueError(f"The latent is not a video latent (samples shaped {tuple(init.shape)}); connect a "
                                  "LATENT made by this pack's nodes.")
-            check_frames(model, init.shape[2])
+            check_latent_frames(model, init.shape[2])
             shape, init = tuple(init.shape), init.to(model.device, torch.float32)
         else:
             check_size(width, height)
@@ -108,4 +107,4 @@ class DecodeVideoLatent:
         if samples.dim() != 5:
             raise ValueError(f"DecodeVideoLatent needs a video latent [batch, channels, frames, h, w]; got "
                              f"{tuple(samples.shape)}. Use ComfyUI's VAEDecode for image latents.")
-        return (vae.decode_frames(backbone.ready(), samples, chunk, glue.output_device()),)
+        return (backbone.ready().decode(samples, chunk, glue.output_device()),)

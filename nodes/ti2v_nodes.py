@@ -129,9 +129,11 @@ class RepeatAndSlideSampler:
             "conditioning": LINK("T2V_CONDITIONING", "Prompt embeddings from T2VTextEncode (same backbone)."),
             "anchor": LINK("ANCHOR", "The start image or frames, from EncodeAnchorImage."),
             "num_frames": INT(16, 1, 100000, "New frames to generate after the anchor (any number; time grows "
-                                             "linearly, memory only by the output frames)."),
+                                             "linearly, memory only by the output frames). Wan: a multiple of 4 "
+                                             "(each new latent frame is 4 video frames)."),
             "model_frames": INT(16, 2, 1024, "F, frames per model call: F − 1 queue frames + the new one. ModelScope "
-                                             "was trained with 16; AnimateDiff takes at most 32."),
+                                             "was trained with 16; AnimateDiff takes at most 32; Wan 4k + 1 up to 81 "
+                                             "(e.g. 21 = a queue of 5 latent frames + the new one)."),
             "steps": INT(10, 1, 999, "DDIM steps per new frame (paper: 10 with R 4, 50 with R 2)."),
             "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (paper: 9).", step=0.1),
             "seed": SEED(),
@@ -155,12 +157,13 @@ class RepeatAndSlideSampler:
         if len(grid) != steps:
             log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",
                           steps, len(grid), ", ".join(str(t) for t, _ in grid), steps)
-        per_frame = len(grid) * (resample.rounds + 1)
-        progress = glue.Progress(num_frames * per_frame)
+        per_frame = len(grid) * (resample.rounds + 1)  # model calls per new latent frame
+        per_latent = model.video_frames(2) - 1  # video frames per new latent frame (Wan: 4)
+        progress = glue.Progress(max(1, num_frames // per_latent) * per_frame)
 
         def on_frame(index, frame):
             progress.frame(index, frame, anchor.frames + num_frames)
-            progress.update((index - anchor.frames + 1) * per_frame, frame)
+            progress.update((index - anchor.frames + 1) // per_latent * per_frame, frame)
 
         video, latents = sample_on_backbone(
             model, denoiser, conditioning, anchor, num_frames, steps, model_frames=model_frames,

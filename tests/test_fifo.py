@@ -450,4 +450,4 @@ def test_demo_method_fifo(models_dir, tmp_path, capsys):
     with Image.open(out) as image:
         assert image.n_frames == 3
     assert main(common + ["--window-frames", "3", "--out", str(out)]) == 2
-    assert "even window_frames" in capsys.readouterr().err
+    assert "even --window-frames" in capsys.readouterr().err

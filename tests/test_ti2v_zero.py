@@ -298,7 +298,7 @@ def test_encode_cache_bit_identical_on_a_real_vae(modelscope, anchor_ms):
         runs.append(ti2v_zero.sample_ti2v_zero(
             Denoiser(model, 9.0), model.schedule, cond, anchor.image, anchor.latents, 3, 1, model_frames=4,
             encode=lambda images: calls.append(1) or encode_frames(model, images),
-            decode=lambda z: ti2v_zero.vae.decode_frames(model, z, chunk=1),
+            decode=lambda z: model.decode(z, chunk=1),
             generator=torch.Generator().manual_seed(0), encode_cache=cache))
         runs[-1] += (len(calls),)
     assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
