@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.core import fifo, standin_models
+from zeroshot_video.cli import standin_models
+from zeroshot_video.core import fifo
 from zeroshot_video.core.backbone import load_backbone
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser

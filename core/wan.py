@@ -61,9 +61,11 @@ class WanBackbone(VideoBackbone):
         self.boundary_ratio = boundary_ratio if transformer_2 is not None else None
         self.expand_timesteps = expand_timesteps
         self.default_negative_prompt = OFFICIAL_NEGATIVE_PROMPT
-        self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae,
-                                       text_encoder=text_encoder)
+        # UMT5-XXL (10.6 GiB in bf16) is not part of what the memory manager keeps on the GPU: it goes there only
+        # to encode prompts and leaves right after (embed_text).
+        self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae)
         self.modules.eval().requires_grad_(False)
+        text_encoder.eval().requires_grad_(False)
 
     # --- shapes ------------------------------------------------------------------------------------
     @property
@@ -136,12 +138,16 @@ class WanBackbone(VideoBackbone):
         text = clean_prompt(text)
         tokens = self.tokenizer(text, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                                 add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-        device = next(self.text_encoder.parameters()).device
-        mask = tokens.attention_mask.to(device)
-        hidden = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
-        # Rows past the prompt (and its end token) are exactly zero, as the pipeline and training have them.
-        hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
-        return hidden.float().cpu(), dropped_tail(self.tokenizer, text, TEXT_LENGTH)
+        device = self.device
+        self.text_encoder.to(device)
+        try:
+            mask = tokens.attention_mask.to(device)
+            hidden = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
+            # Rows past the prompt (and its end token) are exactly zero, as the pipeline and training have them.
+            hidden = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).float().cpu()
+        finally:
+            self.text_encoder.to("cpu")  # off the GPU once the prompt is encoded
+        return hidden, dropped_tail(self.tokenizer, text, TEXT_LENGTH)
 
     # --- the model call ------------------------------------------------------------------------------
     def _boundary(self) -> float | None:

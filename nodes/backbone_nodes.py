@@ -16,8 +16,8 @@ def _motion_adapter_dirs():
 
 
 class LoadT2VBackbone:
-    DESCRIPTION = ("Loads a text-to-video diffusion model from ComfyUI's model folders: a ModelScope / Zeroscope "
-                   "diffusers folder (models/diffusers), or a Stable Diffusion 1.5 diffusers folder plus an "
+    DESCRIPTION = ("Loads a text-to-video diffusion model from ComfyUI's model folders: a Wan 2.1/2.2 or a "
+                   "ModelScope / Zeroscope diffusers folder (models/diffusers), or a Stable Diffusion 1.5 diffusers folder plus an "
                    "AnimateDiff motion adapter (models/animatediff_models), optionally with an IP-Adapter "
                    "(models/ipadapter) and its CLIP image encoder (models/clip_vision). Safetensors only.")
     RETURN_TYPES = ("T2V_BACKBONE",)
@@ -33,8 +33,10 @@ class LoadT2VBackbone:
         ip_adapters = list(model_files.weight_files(glue.model_dirs("ipadapter")))
         encoders = list(model_files.weight_files(glue.model_dirs("clip_vision")))
         return {"required": {
-            "model": COMBO(models, "A diffusers model folder in models/diffusers: ModelScope text-to-video-ms-1.7b, "
-                                   "Zeroscope v2, or a Stable Diffusion 1.5 folder (then choose a motion adapter)."),
+            "model": COMBO(models, "A diffusers model folder in models/diffusers: Wan2.1-T2V-1.3B-Diffusers (or 14B), "
+                                   "Wan2.2-T2V-A14B-Diffusers, Wan2.2-TI2V-5B-Diffusers, ModelScope "
+                                   "text-to-video-ms-1.7b, Zeroscope v2, or a Stable Diffusion 1.5 folder (then "
+                                   "choose a motion adapter)."),
             "motion_adapter": COMBO([NONE] + adapters, "AnimateDiff motion adapter (models/animatediff_models: a "
                                     "diffusers folder or a .safetensors file) for a Stable Diffusion 1.5 model; "
                                     "'none' for ModelScope/Zeroscope.", NONE),
@@ -69,9 +71,10 @@ class LoadT2VBackbone:
 
 
 class T2VTextEncode:
-    DESCRIPTION = ("Encodes a prompt and a negative prompt with the backbone's text encoder. The negative prompt "
-                   "(empty by default) is the unconditional branch of classifier-free guidance. Prompts longer "
-                   "than 77 tokens are cut, and the log says what was dropped.")
+    DESCRIPTION = ("Encodes a prompt and a negative prompt with the backbone's text encoder. The negative prompt is "
+                   "the unconditional branch of classifier-free guidance; left empty it is the backbone's default (the "
+                   "empty prompt, or Wan's official negative prompt on Wan). Prompts longer than the encoder takes "
+                   "(77 tokens; Wan's UMT5: 512) are cut, and the log says what was dropped.")
     RETURN_TYPES = ("T2V_CONDITIONING",)
     RETURN_NAMES = ("conditioning",)
     OUTPUT_TOOLTIPS = ("Prompt and negative-prompt embeddings for this backbone's samplers.",)
@@ -82,8 +85,9 @@ class T2VTextEncode:
     def INPUT_TYPES(cls):
         return {"required": {
             "backbone": LINK("T2V_BACKBONE", "The video model whose text encoder to use."),
-            "prompt": STRING("What the video shows (at most 77 tokens are used)."),
-            "negative_prompt": STRING("What to steer away from; empty = the plain unconditional branch."),
+            "prompt": STRING("What the video shows (at most 77 tokens are used; Wan: 512)."),
+            "negative_prompt": STRING("What to steer away from; empty = the backbone's default (the plain "
+                                      "unconditional branch; on Wan its official negative prompt)."),
         }}
 
     def encode(self, backbone, prompt, negative_prompt):

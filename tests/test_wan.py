@@ -165,3 +165,10 @@ def test_a_wan_vae_in_a_unet_folder_is_refused(models_dir, tmp_path):
     shutil.copytree(models_dir / "diffusers" / standin_models.WAN21 / "vae", folder / "vae")
     with pytest.raises((ModelFileError, ValueError), match="vae|VAE"):
         load_backbone(folder)
+
+
+def test_the_text_encoder_is_not_kept_with_the_model(wan):
+    _, backbone = wan
+    assert "text_encoder" not in dict(backbone.modules.named_children()), "the memory manager never moves it"
+    encode_text(backbone, PROMPT, "")
+    assert next(backbone.text_encoder.parameters()).device.type == "cpu"
