@@ -401,6 +401,179 @@ I4VGEN_IMAGE_TO_VIDEO = {
     ],
 }
 
+# --- Wan (flow matching, causal video VAE): nodes count VIDEO frames, 4k + 1 of them; sizes are multiples of 16 ---
+NEEDS_WAN21 = (f"Wan 2.1 T2V 1.3B in diffusers format (Wan-AI/Wan2.1-T2V-1.3B-Diffusers) as the folder "
+               f"models/diffusers/{models.WAN21}/ (the folder holding model_index.json); the 14B "
+               f"(Wan-AI/Wan2.1-T2V-14B-Diffusers) works the same way from its own folder")
+NEEDS_WAN22_A14B = (f"Wan 2.2 T2V A14B in diffusers format (Wan-AI/Wan2.2-T2V-A14B-Diffusers, both experts: "
+                    f"transformer/ and transformer_2/) as the folder models/diffusers/{models.WAN22_A14B}/")
+WAN_FRAMES = ("Wan counts video frames: 4k + 1 of them (81 = 5 s at 16 fps), because its VAE packs the first frame "
+              "alone and then 4 frames per latent frame; width and height are multiples of 16.")
+WAN_NEGATIVE = "The negative prompt is left empty, which gives Wan's own default negative prompt."
+WAN_GPU = "On a GPU set width 832 and height 480 (Wan 2.1 was trained at 480p)"
+WAN_SMALL = ("The shipped size is small so that the example also runs on a CPU (the pack's tests run it "
+             "unchanged against tiny stand-in models).")
+WAN_SIDE_W, WAN_SIDE_H = 224, 128  # landscape like 832×480, multiples of 32, small enough for a CPU
+WAN_PROMPT = "a red panda eating bamboo in a sunny forest, soft light, high quality"
+
+
+def _wan(node_id: int, model: str = models.WAN21) -> dict:
+    return {"id": node_id, "type": "LoadT2VBackbone", "group": "Model",
+            "inputs": {"model": model, "motion_adapter": "none", "dtype": "auto"}}
+
+
+def _wan_prompt(node_id: int, backbone: int, prompt: str) -> dict:
+    return {"id": node_id, "type": "T2VTextEncode", "group": "Prompt", "size": [400, 260],
+            "inputs": {"backbone": (backbone, 0), "prompt": prompt, "negative_prompt": ""}}
+
+
+WAN_T2V_BASIC = {
+    "name": "wan_t2v_basic",
+    "note": (
+        "Plain text-to-video on Wan 2.1 T2V 1.3B: 81 frames (5 s at 16 fps).\n"
+        "Load T2V Backbone → T2V Text Encode → T2V Sampler (81 frames, 30 flow-matching steps, guidance 5) → "
+        "Decode Video Latent → Create Video (16 fps) → Save Video (mp4, h264, in output/zeroshot_video/).\n"
+        f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
+        f"{WAN_GPU} ({WAN_SIDE_W}×{WAN_SIDE_H} here). {WAN_SMALL}\n\n"
+        f"Model: {NEEDS_WAN21}."
+    ),
+    "columns": [
+        [_wan(1)],
+        [_wan_prompt(2, 1, WAN_PROMPT)],
+        [{"id": 3, "type": "T2VSampler", "group": "Sample",
+          "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": 81, "width": WAN_SIDE_W,
+                     "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "seed": 42}}],
+        [{"id": 4, "type": "DecodeVideoLatent", "group": "Save", "inputs": {"backbone": (1, 0), "latent": (3, 0)}}],
+        *_save(5, (4, 0), "wan_t2v_basic", fps=16),
+    ],
+}
+
+WAN_TI2V_ZERO = {
+    "name": "wan_ti2v_zero",
+    "note": (
+        "Image-to-video with TI2V-Zero on Wan 2.1 T2V 1.3B (no image model, no training): your image is frame 0 "
+        "and 16 new frames follow it, 17 in all.\n"
+        "Load Image → Encode Anchor Image (centre crop) → Repeat-and-Slide Sampler → Create Video (16 fps) → "
+        "Save Video.\n"
+        "Model frames 21 (6 latent frames): the queue holds a still clip of the image, and each new latent frame "
+        "(4 video frames, so num_frames is a multiple of 4) is sampled with the queue as its context, then the "
+        "queue slides on. 10 steps, guidance 5, DDPM-inversion noise init (DDPM Invert Queue) and 4 resampling "
+        "rounds (Resample Step). Time grows linearly with num_frames, memory does not.\n"
+        f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
+        f"{WAN_GPU} (in Encode Anchor Image; {WAN_SIDE_W}×{WAN_SIDE_H} here) and num_frames 80 for an 81-frame "
+        f"video. {WAN_SMALL}\n\n"
+        f"Model: {NEEDS_WAN21}.\n{needs_input(example_inputs.STILL)}"
+    ),
+    "columns": [
+        [_wan(1), _wan_prompt(2, 1, SCENE_PROMPT)],
+        [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360],
+          "inputs": {"image": example_inputs.STILL}},
+         {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
+          "inputs": {"backbone": (1, 0), "image": (3, 0), "width": WAN_SIDE_W, "height": WAN_SIDE_H,
+                     "crop": "center"}}],
+        _ti2v_strategies(5),
+        [{"id": 7, "type": "RepeatAndSlideSampler", "group": "TI2V-Zero",
+          "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "anchor": (4, 0), "num_frames": 16,
+                     "model_frames": 21, "steps": 10, "guidance": 5.0, "seed": 42, "noise_init": (5, 0),
+                     "resample": (6, 0)}}],
+        *_save(8, (7, 0), "wan_ti2v_zero", fps=16),
+    ],
+}
+
+WAN_FIFO_WINDOW, WAN_FIFO_SIDE = 5, 64
+
+
+def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_note: str, needs: str,
+                   prompt: str) -> dict:
+    """Base clip (grid "fifo", steps = latent frames of the window × partitions) → FIFO queue streamed to disk."""
+    latent_window = (WAN_FIFO_WINDOW - 1) // 4 + 1
+    size = {"width": WAN_FIFO_SIDE, "height": WAN_FIFO_SIDE}
+    return {
+        "name": name,
+        "note": (
+            f"{headline}\n"
+            f"T2V Sampler makes the base clip (window_frames {WAN_FIFO_WINDOW} video frames = {latent_window} latent "
+            f"frames, steps {latent_window} × 4 partitions = {latent_window * 4}, eta 1, grid fifo) → FIFO Queue "
+            f"(1,001 frames, each written to output/zeroshot_video/{name}_frames_NNNNN/ as it comes, so an "
+            f"interrupted run keeps its frames) → Create Video (16 fps) → Save Video.\n"
+            "FIFO-Diffusion on Wan: the queue holds latent frames at increasing noise levels; every step denoises "
+            "windows of it and emits one clean latent frame, decoded into 4 new video frames that continue one "
+            "video. The base clip must come from the same backbone with frames = window_frames, grid fifo, steps = "
+            "latent frames of the window × partitions, and the same eta and guidance. With lookahead the window "
+            "must hold an even number of latent frames: window_frames = 4k + 1 with k + 1 even (5, 13, … 77). "
+            "Memory does not grow with the length; keep_frames off keeps only the frames on disk (for very long "
+            f"videos at full size).\n{extra_note}{WAN_FRAMES} {WAN_NEGATIVE}\n"
+            f"On a GPU set width 832, height 480, window_frames 77 in both nodes and base clip steps 80 (20 × 4); "
+            f"the shipped {WAN_FIFO_SIDE}×{WAN_FIFO_SIDE}, window {WAN_FIFO_WINDOW} keep the CPU test of these "
+            f"1,001 frames short.\n\n"
+            f"Model: {needs}."
+        ),
+        "columns": [
+            [_wan(1, model), _wan_prompt(2, 1, prompt)],
+            [{"id": 3, "type": "T2VSampler", "group": "Base clip",
+              "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": WAN_FIFO_WINDOW, **size,
+                         "steps": latent_window * 4, "guidance": guidance, "eta": 1.0, "seed": 42, "grid": "fifo"}}],
+            [{"id": 4, "type": "FIFOQueueWithImageEmbed", "group": "FIFO-Diffusion", "size": [360, 560],
+              "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "base_clip": (3, 0), "num_frames": 1001,
+                         "window_frames": WAN_FIFO_WINDOW, "partitions": 4, "lookahead": True, "eta": 1.0,
+                         "guidance": guidance, "seed": 42, "window_batch": 1, "stream_to_disk": True,
+                         "filename_prefix": f"zeroshot_video/{name}_frames"}}],
+            *_save(5, (4, 0), name, fps=16),
+        ],
+    }
+
+
+WAN_FIFO_LONG = _wan_fifo_long(
+    "wan_fifo_long", models.WAN21, 5.0,
+    "Long text-to-video at constant memory on Wan 2.1 T2V 1.3B (FIFO-Diffusion): 1,001 frames (over a minute "
+    "at 16 fps).", "", NEEDS_WAN21,
+    "a drone flight along a rocky coastline at golden hour, waves breaking, high quality")
+
+WAN_22_FIFO_LONG = _wan_fifo_long(
+    "wan22_fifo_long", models.WAN22_A14B, 4.0,
+    "Long text-to-video at constant memory on Wan 2.2 T2V A14B (FIFO-Diffusion): 1,001 frames.",
+    "Wan 2.2 A14B has two experts: the high-noise one denoises the queue's noisier latent frames, the low-noise "
+    "one the cleaner ones (the switch is at the model's boundary_ratio), so one queue step runs both. Guidance "
+    "4: the node has one guidance input and the low-noise expert uses the same scale (Wan's own pipeline "
+    "defaults to 4 and 3).\n",
+    NEEDS_WAN22_A14B,
+    "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality")
+
+WAN_I4VGEN = {
+    "name": "wan_i4vgen",
+    "note": (
+        "Text-to-video through an anchor image (I4VGen) on Wan 2.1 T2V 1.3B: 81 frames.\n"
+        "1. Reward Select Anchor samples candidate images with Wan itself (one per latent frame, 21 for 81 "
+        "frames), scores them against the prompt with the reward model (scores in Preview Any) and turns the "
+        "best one into a still video (a still clip encoded by Wan's causal VAE); 2a. NI-VSDS Optimize sets it in "
+        "motion (int(30 × 0.6) + 1 = 19 iterations, step sizes 10,10,10,1); 2b. T2V Sampler regenerates from "
+        "that latent (denoise 1.0). 30 steps, guidance 5.\n"
+        f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
+        f"{WAN_GPU} in Reward Select Anchor and T2V Sampler ({WAN_SIDE_W}×{WAN_SIDE_H} here). {WAN_SMALL}\n\n"
+        f"Models: {NEEDS_WAN21}; {NEEDS_REWARD}."
+    ),
+    "columns": [
+        [_wan(1), _reward_model(2), _wan_prompt(3, 1, "a corgi running along a beach at sunset, high quality")],
+        [{"id": 4, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 81,
+                     "width": WAN_SIDE_W, "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "seed": 42,
+                     "num_candidates": 0}},
+         {"id": 5, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
+          "size": [320, 220], "inputs": {"source": (4, 2)}}],
+        [{"id": 6, "type": "NIVSDSOptimize", "group": "2a · NI-VSDS",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "latent": (4, 0), "steps": 30, "guidance": 5.0,
+                     "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+        [{"id": 7, "type": "T2VSampler", "group": "2b · Regenerate",
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "frames": 81, "width": WAN_SIDE_W,
+                     "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "eta": 0.0, "seed": 42, "latent": (6, 0),
+                     "denoise": 1.0}}],
+        [{"id": 8, "type": "DecodeVideoLatent", "group": "Save",
+          "inputs": {"backbone": (1, 0), "latent": (7, 0), "chunk": 4}}],
+        *_save(9, (8, 0), "wan_i4vgen", fps=16),
+    ],
+}
+
 WORKFLOWS = [T2V_BASIC, TI2V_ZERO_BASIC, TI2V_ZERO_LONG, TI2V_ZERO_PREDICTION, FIFO_LONG, FIFO_IMAGE_EMBED_SEEDED,
              FIFO_IMAGE_TO_VIDEO, FIFO_MULTI_PROMPT, I4VGEN_T2V, I4VGEN_MODELSCOPE, I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG,
-             I4VGEN_IMAGE_TO_VIDEO]
+             I4VGEN_IMAGE_TO_VIDEO, WAN_T2V_BASIC, WAN_TI2V_ZERO, WAN_FIFO_LONG, WAN_22_FIFO_LONG,
+             WAN_I4VGEN]

@@ -47,13 +47,15 @@ def test_object_info_lists_every_node_with_our_tooltips(object_info):
                     f"{name}.{input_name}"
 
 
-# (frames, side) of each shipped workflow's square video: the sampler's frame count, plus the anchor frames
+# (frames, width, height) of each shipped workflow's video: the sampler's frame count, plus the anchor frames
 # that RepeatAndSlideSampler puts first (one still image, or the clip's frames for video prediction).
 EXPECTED_VIDEO = {
-    "t2v_basic": (16, 256), "i4vgen_t2v": (16, 512), "i4vgen_modelscope": (16, 256),
-    "i4vgen_image_to_video": (16, 512), "ti2v_zero_basic": (16, 256), "ti2v_zero_long": (128, 256),
-    "ti2v_zero_prediction": (16, 256), "i4vgen_anchor_to_ti2v_zero_long": (128, 256), "fifo_long": (256, 256),
-    "fifo_image_embed_seeded": (128, 512), "fifo_image_to_video": (128, 512), "fifo_multi_prompt": (192, 256),
+    "t2v_basic": (16, 256, 256), "i4vgen_t2v": (16, 512, 512), "i4vgen_modelscope": (16, 256, 256),
+    "i4vgen_image_to_video": (16, 512, 512), "ti2v_zero_basic": (16, 256, 256), "ti2v_zero_long": (128, 256, 256),
+    "ti2v_zero_prediction": (16, 256, 256), "i4vgen_anchor_to_ti2v_zero_long": (128, 256, 256),
+    "fifo_long": (256, 256, 256), "fifo_image_embed_seeded": (128, 512, 512), "fifo_image_to_video": (128, 512, 512),
+    "fifo_multi_prompt": (192, 256, 256), "wan_t2v_basic": (81, 224, 128), "wan_ti2v_zero": (17, 224, 128),
+    "wan_i4vgen": (81, 224, 128), "wan_fifo_long": (1001, 64, 64), "wan22_fifo_long": (1001, 64, 64),
 }
 # What the pack's samplers report while they run (the client prints a node line, then its steps).
 SAMPLERS = {"T2VSampler", "RepeatAndSlideSampler", "FIFOQueueWithImageEmbed", "RewardSelectAnchor", "NIVSDSOptimize"}
@@ -93,8 +95,7 @@ def test_shipped_workflow_runs_unchanged_through_the_client(comfyui, path, tmp_p
     videos = [file for file in saved if file.suffix.lower() in VIDEO_SUFFIXES]
     assert len(videos) == 1 and videos[0].parent == tmp_path, f"expected one downloaded video: {saved}"
     assert videos[0].read_bytes()[4:8] == b"ftyp", f"{videos[0]} is not an MP4 file"
-    frames, side = EXPECTED_VIDEO[path.stem]
-    assert video_shape(comfyui, videos[0]) == (frames, side, side)
+    assert video_shape(comfyui, videos[0]) == EXPECTED_VIDEO[path.stem]
 
 
 def _normalized(spec: list | tuple, dynamic_options: bool):
