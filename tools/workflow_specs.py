@@ -534,8 +534,8 @@ WAN_22_FIFO_LONG = _wan_fifo_long(
     "Long text-to-video at constant memory on Wan 2.2 T2V A14B (FIFO-Diffusion): 1,001 frames.",
     "Wan 2.2 A14B has two experts: the high-noise one denoises the queue's noisier latent frames, the low-noise "
     "one the cleaner ones (the switch is at the model's boundary_ratio), so one queue step runs both. Guidance "
-    "4: the node has one guidance input and the low-noise expert uses the same scale (Wan's own pipeline "
-    "defaults to 4 and 3).\n",
+    "4: the node has one guidance input and the low-noise expert uses the same scale (Wan 2.2's reference "
+    "settings use 4 for the high-noise and 3 for the low-noise expert).\n",
     NEEDS_WAN22_A14B,
     "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality")
 
