@@ -171,10 +171,12 @@ def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: tor
     if noise.shape != latent.shape:
         raise ValueError(f"NI-VSDS noise {tuple(noise.shape)} must have the latent's shape {tuple(latent.shape)}")
     x = latent.clone()
-    for k, t in enumerate(schedule.sampling_timesteps(steps)[:iterations]):
+    # A level with no signal left (a flow model's σ = 1) has update weight α·a·s = 0: no model call is spent there.
+    levels = [t for t in schedule.sampling_timesteps(steps) if schedule.has_signal(t)][:iterations]
+    for k, t in enumerate(levels):
         noised = schedule.q_sample(x, t, noise)
         eps = schedule.split(noised, denoiser(noised, t, cond), t)[1]
         x = schedule.score_distillation_step(x, eps, noise, t, step_sizes[min(k, len(step_sizes) - 1)])
         if on_step is not None:
-            on_step(k + 1, iterations, x)
+            on_step(k + 1, len(levels), x)
     return x

@@ -102,6 +102,11 @@ class Schedule:
         levels = self.fifo_levels(steps)
         return [(levels[i], levels[i - 1]) for i in reversed(range(1, len(levels)))]
 
+    def has_signal(self, t) -> bool:
+        """Whether level ``t`` keeps any of the clean latent (a > 0); a flow model's σ = 1 keeps none, so renoising
+        to it or distilling at it throws the model call away."""
+        return bool(self.coefficients(t, torch.zeros(())).a > 0)
+
     def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
         """Forward-noise clean latents to level ``t``: a·x0 + s·noise."""
         c = self.coefficients(t, x0)

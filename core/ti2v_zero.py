@@ -59,21 +59,34 @@ def _denoise_clip(denoiser, schedule: Schedule, cond, z: torch.Tensor, queue: to
                   pairs: list[tuple[int, int]], rounds: int, draw: Callable, tick: Callable) -> torch.Tensor:
     """Steps 4–5 of the spec for one new frame: per step, the queue ``[B, C, K, h, w]`` (clean latents)
     noised afresh to t and t' fills the first K slots; R rounds of DDIM t → t', queue back at t', all F
-    frames pushed back to t with fresh noise; then the final DDIM t → t'. ``queue`` None: never replaced."""
+    frames pushed back to t with fresh noise; then the final DDIM t → t'. ``queue`` None: never replaced.
+    At a level with no signal left (a flow model's σ = 1) pushing back to t would discard the step, so no
+    resampling round runs there (:func:`rounds_at`)."""
     slots = 0 if queue is None else queue.shape[2]
     for t, t_next in pairs:
+        here = rounds_at(schedule, t, rounds)
         if queue is not None:
             z = torch.cat([schedule.q_sample(queue, t, draw(queue.shape)), z[:, :, slots:]], dim=2)
-            queue_next = schedule.q_sample(queue, t_next, draw(queue.shape)) if rounds else None
-        for r in range(rounds + 1):
+            queue_next = schedule.q_sample(queue, t_next, draw(queue.shape)) if here else None
+        for r in range(here + 1):
             z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_next)
             tick()
-            if r == rounds:
+            if r == here:
                 break
             if queue is not None:
                 z = torch.cat([queue_next, z[:, :, slots:]], dim=2)
             z = schedule.renoise(z, t_next, t, draw(z.shape))
     return z
+
+
+def rounds_at(schedule: Schedule, t, rounds: int) -> int:
+    """Resampling rounds at level ``t``: none where no signal is left to keep (the round would be pure noise)."""
+    return rounds if schedule.has_signal(t) else 0
+
+
+def calls_per_frame(schedule: Schedule, pairs, rounds: int) -> int:
+    """Model calls per new (latent) frame: one per step plus its resampling rounds."""
+    return sum(1 + rounds_at(schedule, t, rounds) for t, _ in pairs)
 
 
 def _next_latent(denoiser, schedule: Schedule, cond, c: torch.Tensor | None, like: torch.Tensor, model_frames: int,
@@ -126,7 +139,7 @@ def sample_ti2v_zero(denoiser: Callable, schedule: Schedule, cond, frames: torch
 
     pairs = ti2v_grid(schedule, steps)
     rounds = resample.rounds
-    total_evals = num_frames * len(pairs) * (rounds + 1)
+    total_evals = num_frames * calls_per_frame(schedule, pairs, rounds)
     video = torch.empty((given + num_frames, *frames.shape[1:]), dtype=frames.dtype, device=frames.device)
     video[:given] = frames
     out = torch.empty((*latents.shape[:2], given + num_frames, *latents.shape[3:]), dtype=latents.dtype)
@@ -182,7 +195,7 @@ def sample_ti2v_zero_latents(denoiser: Callable, schedule: Schedule, cond, queue
     latents ``[1, C, N, h, w]`` on the CPU.
     """
     pairs = ti2v_grid(schedule, steps)
-    total, evals = num_latents * len(pairs) * (resample.rounds + 1), 0
+    total, evals = num_latents * calls_per_frame(schedule, pairs, resample.rounds), 0
 
     def draw(shape) -> torch.Tensor:
         return noise_like(tuple(shape), generator).to(queue.device)

@@ -6,7 +6,7 @@ import logging
 from ..core.anchor import CROP_MODES, make_anchor
 from ..core.image_tokens import ImageTokens, encode_image_tokens
 from ..core.strategies import NoiseInit, Resample
-from ..core.ti2v_zero import check_settings, sample_on_backbone, ti2v_grid
+from ..core.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
 from ..core.validation import check_size
 from . import comfy_glue as glue
 from .inputs import COMBO, FLOAT, INT, LINK, SEED, generator, validated
@@ -157,7 +157,7 @@ class RepeatAndSlideSampler:
         if len(grid) != steps:
             log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",
                           steps, len(grid), ", ".join(str(t) for t, _ in grid), steps)
-        per_frame = len(grid) * (resample.rounds + 1)  # model calls per new latent frame
+        per_frame = calls_per_frame(model.schedule, grid, resample.rounds)  # model calls per new latent frame
         per_latent = model.video_frames(2) - 1  # video frames per new latent frame (Wan: 4)
         progress = glue.Progress(max(1, num_frames // per_latent) * per_frame)
 
