@@ -171,8 +171,7 @@ def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: tor
     if noise.shape != latent.shape:
         raise ValueError(f"NI-VSDS noise {tuple(noise.shape)} must have the latent's shape {tuple(latent.shape)}")
     x = latent.clone()
-    # A level with no signal left (a flow model's σ = 1) has update weight α·a·s = 0: no model call is spent there.
-    levels = [t for t in schedule.sampling_timesteps(steps) if schedule.has_signal(t)][:iterations]
+    levels = schedule.sampling_timesteps(steps)[:iterations]
     for k, t in enumerate(levels):
         noised = schedule.q_sample(x, t, noise)
         eps = schedule.split(noised, denoiser(noised, t, cond), t)[1]

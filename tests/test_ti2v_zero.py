@@ -17,6 +17,7 @@ from zeroshot_video.core.schedule import FINAL, FlowSchedule, Schedule
 from zeroshot_video.cli.standin_models import ddim_scheduler
 from zeroshot_video.core.strategies import NoiseInit, Resample
 from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core import ti2v_zero
 from zeroshot_video.core.ti2v_zero import sample_ti2v_zero, ti2v_grid
 from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
@@ -108,7 +109,8 @@ def test_with_zero_noise_slots_hold_scaled_queue_inversion_and_renoise(schedule)
     for t, t_next in pairs:
         a_t, a_next = schedule.coefficients(t, c).a, schedule.coefficients(t_next, c).a
         assert torch.allclose(den.inputs[call][:, :, :K], a_t * c, atol=1e-6)  # step 4a
-        for _ in range(rounds):  # step iii: every frame × a_t/a_t' (√(ᾱ_t/ᾱ_t')), after the queue is put back at t'
+        for _ in range(ti2v_zero.rounds_at(schedule, t, rounds)):  # none at σ = 1 (no signal to keep)
+            # step iii: every frame × a_t/a_t' (√(ᾱ_t/ᾱ_t')), after the queue is put back at t'
             stepped = schedule.ddim_step(den.inputs[call], den.outputs[call], t, t_next)
             stepped = torch.cat([a_next * c, stepped[:, :, K:]], dim=2)
             call += 1
@@ -122,7 +124,11 @@ def test_call_and_vae_counts_per_new_frame(schedule, rounds):
     steps, n, F_ = 3, 4, 5
     video, out, den, mock, *_ = mock_run(schedule, num_frames=n, steps=steps, rounds=rounds, model_frames=F_)
     # VP S = 3: the reference's 4 steps; flow: the backbone's 3 Euler steps
-    assert len(den.inputs) == n * len(ti2v_grid(schedule, steps)) * (rounds + 1)
+    assert len(den.inputs) == n * ti2v_zero.calls_per_frame(schedule, ti2v_grid(schedule, steps), rounds)
+    if schedule.has_signal(ti2v_grid(schedule, steps)[0][0]):
+        assert len(den.inputs) == n * len(ti2v_grid(schedule, steps)) * (rounds + 1)
+    else:  # flow: no resampling round at σ = 1, where it would renoise the clip to pure noise
+        assert len(den.inputs) == n * (len(ti2v_grid(schedule, steps)) * (rounds + 1) - rounds)
     assert all(x.shape[2] == F_ for x in den.inputs)
     level = int if schedule.prediction == "epsilon" else float
     assert all(isinstance(t, level) for t in den.timesteps)  # one scalar level for the whole clip
@@ -135,7 +141,7 @@ def test_call_and_vae_counts_per_new_frame(schedule, rounds):
 
 def test_decodes_the_final_sample_of_the_new_slot(schedule):
     video, out, den, mock, *_ = mock_run(schedule, num_frames=2, steps=2, rounds=1, model_frames=4)
-    per_frame = 2 * 2
+    per_frame = ti2v_zero.calls_per_frame(schedule, ti2v_grid(schedule, 2), 1)  # flow: no round at σ = 1
     t, t_next = ti2v_grid(schedule, 2)[-1]  # VP: 1 → 0 (ᾱ_0); flow: the last σ → 0
     for n in range(2):
         last = per_frame * (n + 1) - 1
@@ -206,8 +212,13 @@ def test_fresh_noise_for_every_noising(schedule):
         return torch.randn(shape)
 
     mock_run(schedule, num_frames=1, steps=2, rounds=2, model_frames=4, noise_sampler=recording)
-    # per frame: the clip; per step: the queue at t and at t', and one push-back per round
-    assert shapes == [(1, 4, 4, 2, 2)] + [(1, 4, 3, 2, 2), (1, 4, 3, 2, 2), (1, 4, 4, 2, 2), (1, 4, 4, 2, 2)] * 2
+    # per frame: the clip; per step: the queue at t and, with rounds, at t' and one push-back per round (a flow
+    # model's σ = 1 step has no round: nothing would survive it)
+    expected = [(1, 4, 4, 2, 2)]
+    for t, _ in ti2v_grid(schedule, 2):
+        here = ti2v_zero.rounds_at(schedule, t, 2)
+        expected += [(1, 4, 3, 2, 2)] + ([(1, 4, 3, 2, 2)] + [(1, 4, 4, 2, 2)] * here if here else [])
+    assert shapes == expected
 
 
 def test_seed_determinism(schedule):
