@@ -281,12 +281,25 @@ WAN_WORDS = (
 
 
 def tiny_wan_tokenizer():
-    """A T5 (Unigram) tokenizer built in memory with T5's special ids: <pad>=0, </s>=1, <unk>=2."""
-    from transformers import T5Tokenizer
+    """A T5 (Unigram) tokenizer with T5's special ids: <pad>=0, </s>=1, <unk>=2. It is built with the tokenizers
+    library and read back from its tokenizer.json, the one form both transformers 4 (whose T5Tokenizer needs a
+    SentencePiece model file) and 5 load; it splits and ends text as T5's own does."""
+    import tempfile
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from transformers import T5TokenizerFast
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     vocab += [("▁" + word, -3.0) for word in WAN_WORDS]
     vocab += [(char, -8.0) for char in "abcdefghijklmnopqrstuvwxyz,."]
-    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=WAN_MAX_TEXT_TOKENS)
+    backend = Tokenizer(Unigram(vocab, unk_id=2))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace()])
+    backend.decoder = decoders.Metaspace()
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                           special_tokens=[("</s>", 1)])
+    with tempfile.TemporaryDirectory() as tmp:
+        backend.save(str(Path(tmp) / "tokenizer.json"))
+        return T5TokenizerFast(tokenizer_file=str(Path(tmp) / "tokenizer.json"), extra_ids=0,
+                               model_max_length=WAN_MAX_TEXT_TOKENS)
 
 
 def tiny_umt5(tokenizer, seed: int = 0):

@@ -240,9 +240,18 @@ def _diffusers_part(cls, folder: Path, dtype: torch.dtype, what: str):
     return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype, **_LOCAL)
 
 
+def transformers_dtype(dtype: torch.dtype) -> dict:
+    """The dtype keyword of transformers' ``from_pretrained``: 4.56 renamed ``torch_dtype`` to ``dtype``, and the
+    releases before it hand an unknown ``dtype`` on to the model's constructor, which raises."""
+    import transformers
+    renamed = tuple(int(part) for part in transformers.__version__.split(".")[:2]) >= (4, 56)
+    return {"dtype" if renamed else "torch_dtype": dtype}
+
+
 def _transformers_part(cls, folder: Path, dtype: torch.dtype, what: str):
     require_safetensors(folder, what)
-    return cls.from_pretrained(folder, use_safetensors=True, dtype=dtype, trust_remote_code=False, **_LOCAL)
+    return cls.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **transformers_dtype(dtype),
+                               **_LOCAL)
 
 
 def family_scheduler(family: str, timestep_grid: str = "original", config: dict | None = None):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .backbone import ModelFileError, require_safetensors
+from .backbone import ModelFileError, require_safetensors, transformers_dtype
 
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -87,7 +87,7 @@ def load_reward_model(folder: str | Path, dtype: torch.dtype = torch.float32) ->
     folder = Path(folder)
     _check_folder(folder)
     local = {"local_files_only": True, "trust_remote_code": False}
-    model = CLIPModel.from_pretrained(folder, use_safetensors=True, dtype=dtype, **local)
+    model = CLIPModel.from_pretrained(folder, use_safetensors=True, **transformers_dtype(dtype), **local)
     model.eval().requires_grad_(False)
     return RewardModel(name=folder.name, model=model, tokenizer=CLIPTokenizer.from_pretrained(folder, **local),
                        processor=CLIPImageProcessor.from_pretrained(folder, **local))

@@ -29,7 +29,12 @@ from __future__ import annotations
 import inspect
 
 import torch
-from diffusers.utils.torch_utils import get_module_execution_device
+
+try:  # diffusers >= 0.41: also sees through offloading hooks
+    from diffusers.utils.torch_utils import get_module_execution_device
+except ImportError:  # older diffusers; the pack never offloads the VAE, so it runs where its weights are
+    def get_module_execution_device(module: torch.nn.Module) -> torch.device:
+        return next(module.parameters()).device
 
 DIFFUSERS_WRITTEN_FOR = "0.42.1"
 

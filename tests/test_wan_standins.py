@@ -18,7 +18,8 @@ WAN = {  # name: (class names, boundary_ratio, expand_timesteps, flow_shift, lat
 }
 COMMON = {"_class_name": "WanPipeline", "transformer": ["diffusers", "WanTransformer3DModel"],
           "vae": ["diffusers", "AutoencoderKLWan"], "text_encoder": ["transformers", "UMT5EncoderModel"],
-          "tokenizer": ["transformers", "T5Tokenizer"], "scheduler": ["diffusers", "UniPCMultistepScheduler"]}
+          "tokenizer": ["transformers", type(models.tiny_wan_tokenizer()).__name__],  # T5TokenizerFast before 5
+          "scheduler": ["diffusers", "UniPCMultistepScheduler"]}
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".msgpack", ".h5", ".gguf"}
 
 
