@@ -175,14 +175,24 @@ class Backbone(VideoBackbone):
         from .unet_call import predict_unet
         return predict_unet(self, x, t, texts, cond)
 
-    def encode(self, pixels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor, chunk: int | None = None, check=None) -> torch.Tensor:
+        """``check`` (the host's interrupt check) runs before every VAE block."""
         from . import vae
-        return vae.encode_pixels(self, pixels, chunk or vae.DEFAULT_CHUNK)
+        from .block_checks import checked_blocks
+        with checked_blocks([self.vae], check):
+            return vae.encode_pixels(self, pixels, chunk or vae.DEFAULT_CHUNK)
 
-    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu"
-               ) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu",
+               check=None, free_memory=None) -> torch.Tensor:
+        """``check`` (the host's interrupt check) runs before every VAE block; with ``free_memory(device)`` a
+        decode that cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
         from . import vae
-        return vae.decode_frames(self, latents, chunk or vae.DEFAULT_CHUNK, out_device)
+        from .block_checks import checked_blocks
+        from .memory_estimate import check_decode
+        chunk = chunk or vae.DEFAULT_CHUNK
+        check_decode(self, latents.shape, chunk, free_memory, out_device)
+        with checked_blocks([self.vae], check):
+            return vae.decode_frames(self, latents, chunk, out_device)
 
 
 # --- file checks -------------------------------------------------------------------------------

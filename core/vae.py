@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .block_checks import require_finite_latent
+
 DEFAULT_CHUNK = 4
 
 
@@ -33,8 +35,10 @@ def decode_frames(backbone, latents: torch.Tensor, chunk: int = DEFAULT_CHUNK,
                   out_device: torch.device | str = "cpu") -> torch.Tensor:
     """Latents ``[B, C, F, h, w]`` → IMAGE frames ``[B·F, H, W, 3]`` in 0..1 on ``out_device``.
 
-    Clips are concatenated b-major. Each chunk moves off the compute device right after decoding.
+    Clips are concatenated b-major. Each chunk moves off the compute device right after decoding. A non-finite
+    latent is refused (``NonFiniteError``): it would decode to a blank video that looks like a result.
     """
+    require_finite_latent(latents)
     device, dtype = _vae_device_dtype(backbone.vae)
     flat = latents.permute(0, 2, 1, 3, 4).reshape(-1, *latents.shape[1:2], *latents.shape[3:])
     frames = None  # filled in place: no second copy of the whole video at the end

@@ -208,19 +208,25 @@ class WanBackbone(VideoBackbone):
         return list(out.chunk(branches))
 
     # --- pixels --------------------------------------------------------------------------------------
-    def encode(self, pixels: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    def encode(self, pixels: torch.Tensor, chunk: int | None = None, check=None) -> torch.Tensor:
         """Images ``[N, 3, H, W]`` in [−1, 1] → one latent frame each, ``[1, C, N, h, w]`` (normalised): every
-        image encodes alone as the first frame of a video, as an image-to-video first frame does."""
+        image encodes alone as the first frame of a video, as an image-to-video first frame does. ``check`` (the
+        host's interrupt check) runs before every VAE block."""
+        from .block_checks import checked_blocks
         vae = self.vae
         p = next(vae.parameters())
-        latents = [wan_vae.encode_video(vae, pixels[i:i + 1].unsqueeze(2).to(p.device, p.dtype))
-                   for i in range(pixels.shape[0])]
+        with checked_blocks([vae], check):
+            latents = [wan_vae.encode_video(vae, pixels[i:i + 1].unsqueeze(2).to(p.device, p.dtype))
+                       for i in range(pixels.shape[0])]
         return torch.cat(latents, dim=2)
 
-    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
-        """A (4k + 1)-frame video ``[1, 3, N, H, W]`` in [−1, 1] → its normalised latent ``[1, C, k + 1, h, w]``."""
+    def encode_video(self, pixels: torch.Tensor, check=None) -> torch.Tensor:
+        """A (4k + 1)-frame video ``[1, 3, N, H, W]`` in [−1, 1] → its normalised latent ``[1, C, k + 1, h, w]``;
+        ``check`` runs before every VAE block."""
+        from .block_checks import checked_blocks
         p = next(self.vae.parameters())
-        return wan_vae.encode_video(self.vae, pixels.to(p.device, p.dtype))
+        with checked_blocks([self.vae], check):
+            return wan_vae.encode_video(self.vae, pixels.to(p.device, p.dtype))
 
     def stream_decoder(self, out_device: torch.device | str = "cpu"):
         """A callable decoding the next latent frames of one continuous video to IMAGE frames on ``out_device``:
@@ -228,15 +234,21 @@ class WanBackbone(VideoBackbone):
         decoder = wan_vae.StreamingDecoder(self.vae)
         return lambda latents: wan_vae.decode_to_images(decoder, latents, out_device)
 
-    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu"
-               ) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu",
+               check=None, free_memory=None) -> torch.Tensor:
         """Latents ``[B, C, F, h, w]`` → IMAGE ``[B·(4(F − 1) + 1), H, W, 3]``: each clip one continuous video,
-        streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length)."""
+        streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length). ``check``
+        (the host's interrupt check) runs before every VAE block; with ``free_memory(device)`` a decode that
+        cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
+        from .block_checks import checked_blocks
+        from .memory_estimate import check_decode
         step = max(1, chunk or 1)
+        check_decode(self, latents.shape, step, free_memory, out_device)
         clips = []
-        for b in range(latents.shape[0]):
-            decode = self.stream_decoder(out_device)
-            clips += [decode(latents[b:b + 1, :, i:i + step]) for i in range(0, latents.shape[2], step)]
+        with checked_blocks([self.vae], check):
+            for b in range(latents.shape[0]):
+                decode = self.stream_decoder(out_device)
+                clips += [decode(latents[b:b + 1, :, i:i + step]) for i in range(0, latents.shape[2], step)]
         return torch.cat(clips)
 
 

@@ -30,6 +30,8 @@ import inspect
 
 import torch
 
+from .block_checks import require_finite_latent
+
 try:  # diffusers >= 0.41: also sees through offloading hooks
     from diffusers.utils.torch_utils import get_module_execution_device
 except ImportError:  # older diffusers; the pack never offloads the VAE, so it runs where its weights are
@@ -197,9 +199,11 @@ class StreamingDecoder:
     def decode(self, z_n: torch.Tensor) -> torch.Tensor:
         """The next normalised latent frames ``[B, C, k, h, w]`` → their pixels ``[B, 3, n, H, W]`` in [−1, 1].
 
-        n = 4k, or 4k − 3 on a video's first call (its first latent frame is one pixel frame).
+        n = 4k, or 4k − 3 on a video's first call (its first latent frame is one pixel frame). A non-finite
+        latent is refused (``NonFiniteError``): it would decode to a blank video that looks like a result.
         """
         _check_latent_frames(z_n)
+        require_finite_latent(z_n)
         device, dtype = _device_dtype(self.vae)
         x = self.vae.post_quant_conv(denormalize(self.vae, z_n.to(device, dtype)))
         pieces = []

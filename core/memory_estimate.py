@@ -1,0 +1,135 @@
+"""A lower bound of the memory a request needs, to refuse before it starts what cannot fit.
+
+An absurd request (1024 frames at 4096², one UNet call) otherwise runs for minutes before the allocator gives up,
+or pushes the machine into swap. The estimate counts only what certainly exists at once, so it never refuses work
+that would fit: during a model call, a layer's input and output at the first block's resolution, at the widest
+feature width every block there has (a UNet's first resnet width, which conv_in and the skip connections carry; a
+patchifying transformer's inner or feed-forward width, whichever is larger), on every classifier-free-guidance
+branch; while sampling, also the float32 latents themselves (noise, running latent, prediction); while decoding,
+a decoder's last stage on one chunk, and the decoded float frames on the output device. Weights are already
+resident when the check runs, so they are in neither side of the comparison.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+GB = 1e9
+ACTIVATION_COPIES = 2  # a layer's input and its output exist at the same time
+SAMPLING_LATENTS = 3  # noise, running latent and prediction, float32
+FreeMemory = Callable[[torch.device], "int | None"]
+"""``free_memory(device)``: bytes free on ``device``, or None when unknown (then nothing is checked)."""
+
+SAMPLING_ADVICE = ("Lower frames or width/height (in FIFOQueueWithImageEmbed also window_batch), or for a long video "
+                   "use FIFOQueueWithImageEmbed or RepeatAndSlideSampler, whose model calls take a fixed window of "
+                   "frames whatever the length.")
+DECODE_ADVICE = "Lower DecodeVideoLatent's chunk (frames per VAE call; same result), or decode fewer or smaller frames."
+OUTPUT_ADVICE = ("Make fewer frames or lower width/height, or make a long video with FIFOQueueWithImageEmbed with "
+                 "stream_to_disk on and keep_frames off.")
+
+
+class NotEnoughMemoryError(ValueError):
+    """A request that needs more memory than the device has free; the message says what to lower."""
+
+
+def _bytes(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def _network_first_block(backbone) -> tuple[int, tuple[int, int, int]]:
+    """(feature width, latent cells per position (frames, h, w)) at the network's first block."""
+    transformer = getattr(backbone, "transformer", None)
+    if transformer is not None:  # patchified tokens, each block at the inner width and its feed-forward width
+        config = transformer.config
+        width = max(int(config.num_attention_heads) * int(config.attention_head_dim), int(config.ffn_dim))
+        return width, tuple(int(p) for p in config.patch_size)
+    return int(backbone.unet.config.block_out_channels[0]), (1, 1, 1)  # conv_in keeps the latent's grid
+
+
+def model_call_bytes(backbone, latent_shape, branches: int = 2) -> int:
+    """Activation bytes one model call on latents ``[B, C, F, h, w]`` needs at least, with ``branches`` CFG branches."""
+    batch, _, frames, h, w = (int(s) for s in latent_shape)
+    width, (pf, ph, pw) = _network_first_block(backbone)
+    positions = batch * math.ceil(frames / pf) * (h // ph) * (w // pw)
+    return branches * positions * width * _bytes(backbone.dtype) * ACTIVATION_COPIES
+
+
+def latent_bytes(latent_shape) -> int:
+    """One float32 latent (or noise) of this shape."""
+    return math.prod(int(s) for s in latent_shape) * 4
+
+
+def _vae_geometry(vae) -> tuple[int, int, int, bool]:
+    """(pixel side per latent side, decoder last stage's side per latent side, its width, causal: one latent frame
+    per decoder call)."""
+    config = vae.config
+    if "base_dim" in config:  # Wan's causal VAE; a patchifying one (2.2) ends at 1/patch of the pixel side
+        side = int(config["scale_factor_spatial"])
+        width = int(config.get("decoder_base_dim") or config["base_dim"]) * int(config["dim_mult"][0])
+        return side, side // int(config.get("patch_size") or 1), width, True
+    side = 2 ** (len(config["block_out_channels"]) - 1)  # an image VAE: its first width at full resolution
+    return side, side, int(config["block_out_channels"][0]), False
+
+
+def decode_step_bytes(backbone, latent_shape, chunk: int) -> int:
+    """Bytes one VAE decoder call needs at least: ``chunk`` latent frames of an image VAE, or one latent frame (4
+    pixel frames after a video's first) of a causal video VAE, at the decoder's last stage."""
+    batch, _, frames, h, w = (int(s) for s in latent_shape)
+    _, stage, width, causal = _vae_geometry(backbone.vae)
+    pixel_frames = ((backbone.video_frames(2) - backbone.video_frames(1)) if frames > 1 else 1) if causal \
+        else min(chunk, batch * frames)
+    dtype = next(backbone.vae.parameters()).dtype
+    return pixel_frames * h * stage * w * stage * width * _bytes(dtype) * ACTIVATION_COPIES
+
+
+def decoded_bytes(backbone, latent_shape) -> int:
+    """The float32 IMAGE frames ``[B·frames, H, W, 3]`` a decode returns."""
+    batch, _, frames, h, w = (int(s) for s in latent_shape)
+    side = _vae_geometry(backbone.vae)[0]
+    return batch * backbone.video_frames(frames) * h * side * w * side * 3 * 4
+
+
+def _refuse_over(need: int, free_memory: FreeMemory, device, what: str, details: str, advice: str) -> None:
+    free = free_memory(torch.device(device))
+    if free is not None and need > free:
+        raise NotEnoughMemoryError(f"{what} needs at least {need / GB:.1f} GB on {device} ({details}), but only "
+                                   f"{free / GB:.1f} GB is free there. {advice}")
+
+
+def _request(latent_shape, branches: int | None = None) -> str:
+    batch, _, frames, h, w = (int(s) for s in latent_shape)
+    text = f"{frames} latent frames of {h}×{w}, batch {batch}"
+    return text if branches is None else f"{text}, {branches} guidance branch{'es' if branches > 1 else ''}"
+
+
+def check_model_call(backbone, latent_shape, free_memory: FreeMemory | None, branches: int = 2) -> None:
+    """Refuse a model call on latents ``latent_shape`` that cannot fit in the compute device's free memory."""
+    if free_memory is None:
+        return
+    _refuse_over(model_call_bytes(backbone, latent_shape, branches), free_memory, backbone.device,
+                 "One model call", _request(latent_shape, branches), SAMPLING_ADVICE)
+
+
+def check_sampling(backbone, latent_shape, free_memory: FreeMemory | None, branches: int = 2) -> None:
+    """Before any latent is made: refuse sampling latents ``latent_shape`` (the shape of one model call's input)
+    when its latents and one model call cannot fit in the compute device's free memory."""
+    if free_memory is None:
+        return
+    need = model_call_bytes(backbone, latent_shape, branches) + SAMPLING_LATENTS * latent_bytes(latent_shape)
+    _refuse_over(need, free_memory, backbone.device, "Sampling", _request(latent_shape, branches), SAMPLING_ADVICE)
+
+
+def check_decode(backbone, latent_shape, chunk: int, free_memory: FreeMemory | None,
+                 out_device: torch.device | str = "cpu") -> None:
+    """Refuse decoding latents ``latent_shape`` ``chunk`` frames at a time when one decoder call cannot fit on the
+    VAE's device, or the decoded frames cannot fit on ``out_device``."""
+    if free_memory is None:
+        return
+    vae_device, out_device = next(backbone.vae.parameters()).device, torch.device(out_device)
+    frames = decoded_bytes(backbone, latent_shape)
+    _refuse_over(frames, free_memory, out_device, "Holding the decoded frames", _request(latent_shape), OUTPUT_ADVICE)
+    # on one device the decoded frames and the decoder's work add up
+    step = decode_step_bytes(backbone, latent_shape, chunk) + (frames if vae_device == out_device else 0)
+    _refuse_over(step, free_memory, vae_device, f"Decoding with chunk {chunk}", _request(latent_shape), DECODE_ADVICE)
