@@ -77,6 +77,25 @@ def check_interrupt() -> None:
         model_management.throw_exception_if_processing_interrupted()
 
 
+def free_memory(device) -> int | None:
+    """Bytes free on ``device`` for the memory checks of core.memory_estimate; None when unknown (no check).
+    ComfyUI's own count where it runs (it includes memory its allocator holds but does not use)."""
+    device = torch.device(device)
+    if IN_COMFYUI:
+        return int(model_management.get_free_memory(device))
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+    return None
+
+
 def output_folder() -> Path:
     return Path(folder_paths.get_output_directory()) if IN_COMFYUI else Path("output")
 

@@ -14,8 +14,9 @@ MAX_SIDE = 4096
 
 
 def guided_denoiser(backbone, guidance):
-    """A Denoiser whose every UNet call first checks ComfyUI's interrupt flag."""
-    return Denoiser(backbone, guidance, before_call=glue.check_interrupt)
+    """A Denoiser that checks ComfyUI's interrupt flag before every model call and every block inside it, and
+    refuses a first call that cannot fit in the compute device's free memory."""
+    return Denoiser(backbone, guidance, check=glue.check_interrupt, free_memory=glue.free_memory)
 
 
 class T2VSampler:
