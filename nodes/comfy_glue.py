@@ -79,9 +79,12 @@ def check_interrupt() -> None:
 
 def free_memory(device) -> int | None:
     """Bytes free on ``device`` for the memory checks of core.memory_estimate; None when unknown (no check).
-    ComfyUI's own count where it runs (it includes memory its allocator holds but does not use)."""
+    ComfyUI's own count where it runs (it includes memory its allocator holds but does not use), except on
+    DirectML, where ComfyUI reports a placeholder 1 GB that would refuse everything."""
     device = torch.device(device)
     if IN_COMFYUI:
+        if getattr(model_management, "directml_enabled", False):
+            return None
         return int(model_management.get_free_memory(device))
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
