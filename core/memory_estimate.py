@@ -2,12 +2,13 @@
 
 An absurd request (1024 frames at 4096², one UNet call) otherwise runs for minutes before the allocator gives up,
 or pushes the machine into swap. The estimate counts only what certainly exists at once, so it never refuses work
-that would fit: during a model call, a layer's input and output at the first block's resolution, at the widest
-feature width every block there has (a UNet's first resnet width, which conv_in and the skip connections carry; a
-patchifying transformer's inner or feed-forward width, whichever is larger), on every classifier-free-guidance
-branch; while sampling, also the float32 latents themselves (noise, running latent, prediction); while decoding,
-a decoder's last stage on one chunk, and the decoded float frames on the output device. Weights are already
-resident when the check runs, so they are in neither side of the comparison.
+that would fit: during a model call, the network's input (the latent stacked over the classifier-free-guidance
+branches, in the model's dtype) and two activations at the first block's resolution and at the widest feature
+width every block there has, on every branch (a UNet's conv_in output, kept for a skip connection, and its first
+resnet's output; a patchifying transformer's feed-forward projection and its activation, or two tensors at its inner
+width if that is wider); while sampling, also the float32 latent the sampler holds; while decoding, a layer's input
+and output at a decoder's last stage on one chunk (the pack never tiles the VAE), and the decoded float frames on
+the output device. Weights are already resident when the check runs, so they are in neither side of the comparison.
 """
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from typing import Callable
 import torch
 
 GB = 1e9
-ACTIVATION_COPIES = 2  # a layer's input and its output exist at the same time
-SAMPLING_LATENTS = 3  # noise, running latent and prediction, float32
+ACTIVATION_COPIES = 2  # two tensors at the widest width exist at the same time
 FreeMemory = Callable[[torch.device], "int | None"]
 """``free_memory(device)``: bytes free on ``device``, or None when unknown (then nothing is checked)."""
 
@@ -48,12 +48,18 @@ def _network_first_block(backbone) -> tuple[int, tuple[int, int, int]]:
     return int(backbone.unet.config.block_out_channels[0]), (1, 1, 1)  # conv_in keeps the latent's grid
 
 
-def model_call_bytes(backbone, latent_shape, branches: int = 2) -> int:
-    """Activation bytes one model call on latents ``[B, C, F, h, w]`` needs at least, with ``branches`` CFG branches."""
+def activation_bytes(backbone, latent_shape, branches: int = 2) -> int:
+    """Activation bytes one model call on latents ``[B, C, F, h, w]`` with ``branches`` CFG branches needs at least."""
     batch, _, frames, h, w = (int(s) for s in latent_shape)
     width, (pf, ph, pw) = _network_first_block(backbone)
     positions = batch * math.ceil(frames / pf) * (h // ph) * (w // pw)
     return branches * positions * width * _bytes(backbone.dtype) * ACTIVATION_COPIES
+
+
+def model_call_bytes(backbone, latent_shape, branches: int = 2) -> int:
+    """Bytes one model call needs at least beyond the latent itself: its stacked input and its activations."""
+    stacked_input = branches * math.prod(int(s) for s in latent_shape) * _bytes(backbone.dtype)
+    return stacked_input + activation_bytes(backbone, latent_shape, branches)
 
 
 def latent_bytes(latent_shape) -> int:
@@ -114,10 +120,10 @@ def check_model_call(backbone, latent_shape, free_memory: FreeMemory | None, bra
 
 def check_sampling(backbone, latent_shape, free_memory: FreeMemory | None, branches: int = 2) -> None:
     """Before any latent is made: refuse sampling latents ``latent_shape`` (the shape of one model call's input)
-    when its latents and one model call cannot fit in the compute device's free memory."""
+    when the latent and one model call on it cannot fit in the compute device's free memory."""
     if free_memory is None:
         return
-    need = model_call_bytes(backbone, latent_shape, branches) + SAMPLING_LATENTS * latent_bytes(latent_shape)
+    need = model_call_bytes(backbone, latent_shape, branches) + latent_bytes(latent_shape)
     _refuse_over(need, free_memory, backbone.device, "Sampling", _request(latent_shape, branches), SAMPLING_ADVICE)
 
 

@@ -53,12 +53,18 @@ def _coexisting(backbone):
 def test_model_call_estimate_is_a_lower_bound_of_tensors_that_coexist(model, guidance):
     x = torch.randn(1, model.channels, 2, 8, 8)
     seen, handles = _output_bytes(_coexisting(model))
+    network = model.transformer if model.family == "wan" else model.unet
+    stacked = []
+    handles.append(network.register_forward_pre_hook(
+        lambda module, args, kwargs: stacked.append((args[0] if args else kwargs["hidden_states"]).nbytes),
+        with_kwargs=True))
     denoiser = Denoiser(model, guidance)
     denoiser(x, 0.5 if model.family == "wan" else 500, encode_text(model, "a", ""))
     for handle in handles:
         handle.remove()
-    estimate = memory_estimate.model_call_bytes(model, x.shape, denoiser.branches)
+    estimate = memory_estimate.activation_bytes(model, x.shape, denoiser.branches)
     assert sum(seen) / 2 < estimate <= sum(seen)  # tight: not a vacuous bound
+    assert memory_estimate.model_call_bytes(model, x.shape, denoiser.branches) == estimate + stacked[0]
 
 
 @torch.no_grad()
@@ -134,7 +140,8 @@ def test_decode_refuses_what_cannot_fit(modelscope):
 
 def test_free_memory_outside_comfyui():
     available = glue.free_memory("cpu")
-    total = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    with open("/proc/meminfo") as meminfo:
+        total = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemTotal:"))
     assert 0 < available <= total
     assert glue.free_memory("meta") is None
 
