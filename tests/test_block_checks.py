@@ -57,7 +57,7 @@ def _completed_blocks(network):
 def test_a_check_stops_one_model_call_within_its_blocks(model):
     x, t, cond = _inputs(model)
     full = Check()
-    Denoiser(model, 3.0, check=full)(x, t, cond)
+    reference = Denoiser(model, 3.0, check=full)(x, t, cond)
     blocks = full.calls - 1  # one check before the call, one before every block run
     assert blocks >= 8
     before = _hooks(model.modules)
@@ -66,13 +66,15 @@ def test_a_check_stops_one_model_call_within_its_blocks(model):
     finished_in_full_call = len(done)
     done.clear()
     stopping = Check(limit=1 + blocks // 2)
+    per_frame = torch.tensor([[t, t * 1.4]])  # per-frame levels: the UNets' per-call hook state must not leak
     with pytest.raises(Interrupted):
-        Denoiser(model, 3.0, check=stopping)(x, t, cond)
+        Denoiser(model, 3.0, check=stopping)(x, per_frame, cond)
     for handle in handles:
         handle.remove()
     assert stopping.calls == 2 + blocks // 2  # stopped mid-forward, on the first check past the limit
     assert 0 < len(done) < finished_in_full_call // 2 + 1
     assert _hooks(model.modules) == before  # every hook of the check is gone, also after the raise
+    assert torch.equal(Denoiser(model, 3.0)(x, t, cond), reference)  # the next call runs as if none was stopped
 
 
 @torch.no_grad()
