@@ -202,6 +202,20 @@ def check_prompt_schedule(prompts: PromptSchedule) -> None:
                          "start_frame.")
 
 
+def unreached_prompts(starts: Sequence[int], num_frames: int) -> str | None:
+    """What to tell the user about schedule entries starting at or after output frame ``num_frames``: they are
+    valid but never used, which the video alone would not show. None when every entry is reached."""
+    late = sorted(start for start in starts if start >= num_frames)
+    if not late:
+        return None
+    if len(late) == 1:
+        what = f"the prompt starting at frame {late[0]} begins after the last frame ({num_frames - 1}) and is"
+    else:
+        what = (f"{len(late)} prompts (starting at frames {', '.join(map(str, late))}) begin after the last frame "
+                f"({num_frames - 1}) and are")
+    return f"prompt schedule: {what} not used: lower start_frame or raise num_frames."
+
+
 def check_run(num_frames: int, window_batch: int, eta: float, prompts: PromptSchedule = ()) -> None:
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, got {num_frames}")
@@ -273,16 +287,45 @@ def with_image_tokens(cond: Conditioning, prompts: PromptSchedule, tokens: Image
             tuple((start, c.with_image(tokens.tokens, tokens.uncond, scale)) for start, c in prompts))
 
 
+NAME_BYTES = 255
+"""Longest file or folder name (in UTF-8 bytes) on the usual file systems (ext4, NTFS, APFS)."""
+FOLDER_NUMBER = "_{:05d}"
+
+
+def output_base(root: Path, prefix: str) -> Path:
+    """``root/prefix``, the base of the numbered folders :func:`stream_folder` makes, once ``prefix`` is known to
+    name a folder inside ``root`` that can be made: checked before a run starts (FIFOQueueWithImageEmbed's
+    validation), so a bad prefix is not found only after the base clip was sampled."""
+    prefix = str(prefix)
+    where = "(such as fifo/frames)"
+    if "\x00" in prefix:
+        raise ValueError(f"filename_prefix {prefix!r} contains a NUL character (\\x00), which no file name can hold: "
+                         f"give a plain relative path {where}.")
+    path = Path(prefix)
+    if path.anchor or ".." in path.parts or not path.name:
+        raise ValueError(f"filename_prefix '{prefix}' must name a folder inside the output folder {where}: a "
+                         "relative path, without '..'.")
+    for index, part in enumerate(path.parts):
+        suffix = len(FOLDER_NUMBER.format(1)) if index == len(path.parts) - 1 else 0
+        if len(part.encode("utf-8")) + suffix > NAME_BYTES:
+            raise ValueError(f"filename_prefix: the name '{part[:40]}…' is {len(part.encode('utf-8'))} bytes long; "
+                             f"file systems take at most {NAME_BYTES} bytes per name"
+                             f"{f' (the last part gets {suffix} more: _00001)' if suffix else ''}. Shorten it.")
+    base = Path(root) / path
+    for folder in [Path(root), *reversed(list(base.parents)[:len(path.parts) - 1])]:
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"filename_prefix '{prefix}': {folder} is a file, not a folder, so the frames cannot "
+                             "be written under it. Choose another filename_prefix.")
+    return base
+
+
 def stream_folder(root: Path, prefix: str) -> Path:
     """A new folder ``root/prefix_00001`` (the next free number) for the frames of one run."""
-    base = Path(root) / prefix
-    if Path(prefix).is_absolute() or ".." in Path(prefix).parts or not Path(prefix).name:
-        raise ValueError(f"filename_prefix '{prefix}' must be a relative path inside the output folder "
-                         "(such as fifo/frames), without '..'.")
+    base = output_base(root, prefix)
     number = 1
-    while (base.parent / f"{base.name}_{number:05d}").exists():
+    while (base.parent / (base.name + FOLDER_NUMBER.format(number))).exists():
         number += 1
-    folder = base.parent / f"{base.name}_{number:05d}"
+    folder = base.parent / (base.name + FOLDER_NUMBER.format(number))
     folder.mkdir(parents=True)
     return folder
 

@@ -24,6 +24,11 @@ the timestep 0.4·T where the same run stops, not a value for this knob.)"""
 DEFAULT_STEP_SIZES = (10.0, 10.0, 10.0, 1.0)
 """The AnimateDiff reference code's step sizes; the last one repeats. With the paper's α = 1 the first
 iterations barely move the latent."""
+MAX_STEP_SIZE = 1000.0
+"""Largest step size α_k accepted: 100 times the reference's largest (10), room for experiments. Each iteration
+moves the latent (about unit scale) by up to α_k times a unit-scale noise difference; far larger steps throw it
+out of the range any VAE decodes, then out of fp16's (65504), and 1e308 overflows to inf: a blank video that
+still looks like a successful run."""
 
 
 # --- stage 1: generation-selection ---------------------------------------------------------------
@@ -148,8 +153,9 @@ def parse_step_sizes(text: str) -> tuple[float, ...]:
         except ValueError:
             raise ValueError(f"step_sizes: '{part}' is not a number; give comma-separated numbers, e.g. "
                              "'10,10,10,1'") from None
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"step_sizes: {part} must be a finite number >= 0")
+        if not math.isfinite(value) or not 0 <= value <= MAX_STEP_SIZE:
+            raise ValueError(f"step_sizes: {part} must be a finite number >= 0 and at most {MAX_STEP_SIZE:g} (the "
+                             "reference uses 10; larger steps throw the latent out of the range the VAE decodes)")
         sizes.append(value)
     return tuple(sizes)
 

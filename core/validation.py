@@ -31,3 +31,41 @@ def check_latent_frames(backbone, latent_frames: int) -> None:
         raise ValueError(f"{backbone.name} ({backbone.family}) takes at most {backbone.video_frames(limit)} frames in "
                          f"one call; got {backbone.video_frames(latent_frames)}. For longer videos use "
                          "RepeatAndSlideSampler or FIFOQueueWithImageEmbed.")
+
+
+def latent_origin(backbone) -> dict:
+    """What a video latent carries about the backbone that made it, for :func:`check_video_latent`."""
+    return {"family": backbone.family, "name": backbone.name, "channels": int(backbone.channels)}
+
+
+def _describe(origin: dict) -> str:
+    return f"{origin['name']} ({origin['family']}, {origin['channels']} latent channels)"
+
+
+def check_video_latent(backbone, shape: tuple, origin: dict | None, what: str = "the latent", hint: str = "") -> None:
+    """A video latent ``[B, C, F, h, w]`` this backbone can take, refused before any work with what to change.
+
+    A latent means something only in the latent space it was made in, and each family has its own: Wan's causal
+    VAE (16 channels; TI2V-5B's 48), and the 4-channel SD VAE latents of ModelScope and of AnimateDiff, which have
+    the same shape but were made and are denoised by different models (an AnimateDiff latent in a ModelScope
+    sampler runs without an error and gives a video of neither). So a latent whose ``origin``
+    (:func:`latent_origin`) names another family or another channel count is refused, naming both backbones; one
+    without an origin (made by other packs' nodes) is checked for its channel count only. An empty latent (no
+    frames) is refused where it enters, not when a later node finds nothing to save."""
+    shape = tuple(int(side) for side in shape)
+    if len(shape) != 5:
+        raise ValueError(f"{what} is not a video latent [batch, channels, frames, height, width] (samples shaped "
+                         f"{shape}): connect a LATENT made by this pack's nodes.{hint}")
+    here = latent_origin(backbone)
+    if isinstance(origin, dict) and {"family", "name", "channels"} <= origin.keys() and (
+            origin["family"] != here["family"] or origin["channels"] != here["channels"]):
+        raise ValueError(f"{what} was made by {_describe(origin)}, but this node's backbone is {_describe(here)}: a "
+                         "latent only fits the model family whose VAE made it. Connect the same backbone to both "
+                         f"nodes, or decode the video with {origin['name']} and encode its frames with "
+                         f"EncodeAnchorImage on {here['name']}.")
+    if shape[1] != here["channels"]:
+        raise ValueError(f"{what} has {shape[1]} latent channels, but {_describe(here)} takes {here['channels']}: "
+                         f"connect a latent made with this backbone.{hint}")
+    if 0 in shape:
+        raise ValueError(f"{what} is empty (samples shaped {shape}, no {'frames' if shape[2] == 0 else 'values'}): "
+                         "connect a latent that holds a video.")
