@@ -11,7 +11,6 @@ refused with the reason, before anything is read.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from .model_file_checks import (ModelFileError, check_model_fits, check_safetensors, loading, read_json,
+                                require_safetensors)
 
-PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+log = logging.getLogger(__name__)
 
 # DDIM tables per family (DIFFUSERS.md): the SD1.5 folder's own PNDM config is not AnimateDiff's. AnimateDiff
 # follows the original AnimateDiff code (and I4VGen on it): leading grid, the last step lands on ᾱ = 1 (a clean
@@ -36,10 +36,6 @@ TIMESTEP_GRIDS = {"original": {}, "diffusers": {"animatediff": {"timestep_spacin
 SHARED_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "steps_offset": 1, "clip_sample": False}
 UNET_FAMILY = {"UNet3DConditionModel": "modelscope", "UNetMotionModel": "animatediff",
                "UNet2DConditionModel": "sd15"}
-
-
-class ModelFileError(ValueError):
-    """A model folder or file cannot be used; the message says what to put where."""
 
 
 class BackboneModules(nn.Module):
@@ -195,39 +191,17 @@ class Backbone(VideoBackbone):
             return vae.decode_frames(self, latents, chunk, out_device)
 
 
-# --- file checks -------------------------------------------------------------------------------
-def _weights_in(folder: Path) -> tuple[list[Path], list[Path]]:
-    files = [p for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
-    return ([p for p in files if p.suffix == ".safetensors"],
-            [p for p in files if p.suffix in PICKLE_SUFFIXES])
-
-
-def require_safetensors(folder: Path, what: str) -> None:
-    safe, pickled = _weights_in(folder)
-    if safe:
-        return
-    if pickled:
-        raise ModelFileError(
-            f"{what} in '{folder}' has only pickled weights ({', '.join(p.name for p in pickled)}). "
-            "Pickle files can run code when loaded, so this pack loads safetensors only: download the "
-            ".safetensors variant of the model (most repositories ship one) into the same folder.")
-    raise ModelFileError(f"{what}: no weights found in '{folder}' (expected a .safetensors file).")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFileError(f"'{path}' is missing: is '{path.parent}' a complete diffusers model folder?") from None
-
-
+# --- file checks ---------------------------------------------------------------------------------
 def detect_family(model_dir: Path) -> str:
     """"modelscope", "animatediff", "wan" or "sd15" (an SD1.5 folder that still needs a motion adapter)."""
     from .wan import is_wan_folder
-    _read_json(model_dir / "model_index.json")
+    read_json(model_dir / "model_index.json")
+    transformer_config = model_dir / "transformer" / "config.json"
+    if transformer_config.is_file():
+        read_json(transformer_config)  # a damaged one is named here, not mistaken for a folder without a UNet
     if is_wan_folder(model_dir):
         return "wan"
-    unet_class = _read_json(model_dir / "unet" / "config.json").get("_class_name")
+    unet_class = read_json(model_dir / "unet" / "config.json").get("_class_name")
     family = UNET_FAMILY.get(unet_class)
     if family is None:
         raise ModelFileError(
@@ -241,13 +215,21 @@ def detect_family(model_dir: Path) -> str:
 _LOCAL = {"local_files_only": True}
 
 
-def _diffusers_part(cls, folder: Path, dtype: torch.dtype, what: str):
-    require_safetensors(folder, what)
-    found = _read_json(folder / "config.json").get("_class_name")
+def _checked_folder(cls, folder: Path, dtype: torch.dtype, what: str) -> None:
+    """Every file of a model part whole, and its config's model the shape of its weights and within memory."""
+    entries = require_safetensors(folder, what)
+    found = read_json(folder / "config.json").get("_class_name")
     if found is not None and found != cls.__name__:
         raise ModelFileError(f"{what} in '{folder}' is a {found}, but this model needs a {cls.__name__} there: the "
                              f"folder mixes parts of different models. Re-download '{folder.parent.name}' whole.")
-    return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype, **_LOCAL)
+    with loading(folder, what):
+        check_model_fits(cls, folder, entries, dtype, what)
+
+
+def _diffusers_part(cls, folder: Path, dtype: torch.dtype, what: str):
+    _checked_folder(cls, folder, dtype, what)
+    with loading(folder, what):
+        return cls.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype, **_LOCAL)
 
 
 def transformers_dtype(dtype: torch.dtype) -> dict:
@@ -259,9 +241,18 @@ def transformers_dtype(dtype: torch.dtype) -> dict:
 
 
 def _transformers_part(cls, folder: Path, dtype: torch.dtype, what: str):
-    require_safetensors(folder, what)
-    return cls.from_pretrained(folder, use_safetensors=True, trust_remote_code=False, **transformers_dtype(dtype),
-                               **_LOCAL)
+    _checked_folder(cls, folder, dtype, what)
+    with loading(folder, what):
+        return cls.from_pretrained(folder, use_safetensors=True, trust_remote_code=False,
+                                   **transformers_dtype(dtype), **_LOCAL)
+
+
+def load_tokenizer(cls, folder: Path, what: str):
+    """A tokenizer folder, its JSON files checked first (a damaged one is named, not a parser position)."""
+    for config in sorted(Path(folder).glob("*.json")):
+        read_json(config)
+    with loading(folder, what):
+        return cls.from_pretrained(folder, **_LOCAL)
 
 
 def family_scheduler(family: str, timestep_grid: str = "original", config: dict | None = None):
@@ -276,11 +267,12 @@ def family_scheduler(family: str, timestep_grid: str = "original", config: dict 
 
 
 def load_scheduler(model_dir: Path, family: str, timestep_grid: str = "original"):
-    config = _read_json(model_dir / "scheduler" / "scheduler_config.json")
+    config = read_json(model_dir / "scheduler" / "scheduler_config.json")
     if config.get("prediction_type", "epsilon") != "epsilon":
         raise ModelFileError(f"'{model_dir.name}' predicts '{config['prediction_type']}'; only epsilon-prediction "
                              "backbones are supported.")
-    return family_scheduler(family, timestep_grid, config)
+    with loading(model_dir / "scheduler", "The scheduler"):
+        return family_scheduler(family, timestep_grid, config)
 
 
 def load_motion_adapter(path: Path, dtype: torch.dtype):
@@ -299,7 +291,9 @@ def load_image_encoder(path: Path, dtype: torch.dtype):
     if path.suffix != ".safetensors":
         raise ModelFileError(f"Image encoder '{path.name}' is not a .safetensors file.")
     from safetensors.torch import load_file
-    state = load_file(str(path))
+    check_safetensors(path)
+    with loading(path, "The image encoder"):
+        state = load_file(str(path))
     try:
         patch = state["vision_model.embeddings.patch_embedding.weight"]
         positions = state["vision_model.embeddings.position_embedding.weight"].shape[0]
@@ -323,10 +317,12 @@ def _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, ip_path: P
     from diffusers import AnimateDiffPipeline
     if ip_path.suffix != ".safetensors":
         raise ModelFileError(f"IP-Adapter '{ip_path.name}' is not a .safetensors file; use the safetensors release.")
+    check_safetensors(ip_path)
     pipe = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                motion_adapter=None, scheduler=scheduler)
-    pipe.load_ip_adapter(str(ip_path.parent), subfolder="", weight_name=ip_path.name, image_encoder_folder=None,
-                         local_files_only=True)
+    with loading(ip_path, "The IP-Adapter"):
+        pipe.load_ip_adapter(str(ip_path.parent), subfolder="", weight_name=ip_path.name, image_encoder_folder=None,
+                             local_files_only=True)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -360,7 +356,7 @@ def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = 
     if (ip_adapter is None) != (image_encoder is None):
         raise ModelFileError("An IP-Adapter needs its CLIP image encoder (models/clip_vision) and vice versa: "
                              "choose both or neither.")
-    tokenizer = CLIPTokenizer.from_pretrained(model_dir / "tokenizer", **_LOCAL)
+    tokenizer = load_tokenizer(CLIPTokenizer, model_dir / "tokenizer", "The tokenizer")
     text_encoder = _transformers_part(CLIPTextModel, model_dir / "text_encoder", dtype, "The text encoder")
     vae = _diffusers_part(AutoencoderKL, model_dir / "vae", dtype, "The VAE")
     unet_dir = model_dir / "unet"

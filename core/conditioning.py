@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .model_file_checks import abridge
+
 log = logging.getLogger(__name__)
 
 
@@ -62,9 +64,9 @@ def encode_text(backbone, prompt: str, negative: str | None = "") -> Conditionin
     for label, text in (("prompt", prompt), ("negative prompt", negative)):
         embedded, dropped = backbone.embed_text(text)
         if dropped:
-            note = (f"The {label} is longer than the text encoder's {backbone.tokenizer.model_max_length} tokens; "
-                    f"this part was cut off: '{dropped}'")
-            log.warning(note)
-            notes.append(note)
+            cut = f"The {label} is longer than the text encoder's {backbone.tokenizer.model_max_length} tokens; " \
+                  "this part was cut off: "
+            log.warning("%s'%s'", cut, abridge(dropped))  # a pasted megabyte must not flood the console
+            notes.append(f"{cut}'{dropped}'")
         embeddings.append(embedded)
     return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes), prompt=prompt)

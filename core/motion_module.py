@@ -8,13 +8,13 @@ and every load is checked for tensors left over on either side.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import torch
 
-from .backbone import ModelFileError, require_safetensors
+from .model_file_checks import (ModelFileError, check_model_fits, check_safetensors, loading, read_json,
+                                require_safetensors)
 
 # What the tensors cannot tell (head count and GroupNorm groups leave no trace in the shapes): the values of
 # the released SD1.5 motion modules (diffusers' defaults too). A same-name .json beside the file overrides them.
@@ -118,15 +118,9 @@ def read_sidecar(path: Path) -> dict:
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         return {}
-    try:
-        config = json.loads(sidecar.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ModelFileError(f"The motion-adapter config '{sidecar}' is not valid JSON ({error}). Fix it, or delete it "
-                             f"to use the layout read from '{path.name}' itself.") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(f"The motion-adapter config '{sidecar}' must be a JSON object of MotionAdapter "
-                             "settings (like a diffusers config.json).")
-    return config
+    return read_json(sidecar, fix=f"It is the motion-adapter config beside '{path.name}' (MotionAdapter settings, like "
+                     "a diffusers config.json): fix it, or delete it to use the layout read from the file's own "
+                     "tensors.")
 
 
 def _mismatch_error(source: Path, missing, unexpected, mismatched, config: dict) -> ModelFileError:
@@ -204,9 +198,11 @@ def load_state_strictly(config: dict, state: dict[str, torch.Tensor], source: Pa
 def _load_folder(folder: Path, dtype: torch.dtype):
     """A diffusers MotionAdapter folder, through diffusers' own loader, refused if it left any tensor unloaded."""
     from diffusers import MotionAdapter
-    require_safetensors(folder, "The motion adapter")
-    model, info = MotionAdapter.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype,
-                                                local_files_only=True, output_loading_info=True)
+    entries = require_safetensors(folder, "The motion adapter")
+    with loading(folder, "The motion adapter"):
+        check_model_fits(MotionAdapter, folder, entries, dtype, "The motion adapter")
+        model, info = MotionAdapter.from_pretrained(folder, use_safetensors=True, torch_dtype=dtype,
+                                                    local_files_only=True, output_loading_info=True)
     missing = set(info["missing_keys"]) | set(_unloaded(model))
     mismatched = [entry[0] for entry in info["mismatched_keys"]]
     if missing or info["unexpected_keys"] or mismatched:
@@ -226,7 +222,9 @@ def load_motion_adapter(path: Path, dtype: torch.dtype):
         raise ModelFileError(f"Motion adapter '{path.name}' is not a .safetensors file. Pickle checkpoints "
                              "(.ckpt/.pth) can run code when loaded: use the .safetensors release.")
     from safetensors.torch import load_file
-    state = load_file(str(path))
+    check_safetensors(path)
+    with loading(path, "The motion adapter"):
+        state = load_file(str(path))
     if any(ORIGINAL_MARK in name for name in state):
         state = to_diffusers_layout(state, path)
     config = {**derive_config(state, path), **read_sidecar(path)}

@@ -11,13 +11,13 @@ the video backbone for accelerator memory.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .backbone import ModelFileError, require_safetensors, transformers_dtype
+from .backbone import _transformers_part, load_tokenizer
+from .model_file_checks import ModelFileError, loading, read_json
 
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -63,14 +63,10 @@ def _check_folder(folder: Path) -> None:
     if not config_path.is_file():
         raise ModelFileError(f"'{folder}' has no config.json: a reward model is a transformers CLIP folder such as "
                              f"{EXAMPLES}.")
-    try:
-        model_type = json.loads(config_path.read_text()).get("model_type")
-    except ValueError:
-        raise ModelFileError(f"'{config_path}' is not valid JSON; download the model folder again.") from None
+    model_type = read_json(config_path).get("model_type")
     if model_type != "clip":
         raise ModelFileError(f"'{folder.name}' is a '{model_type}' model, not a CLIP-family model. The reward model "
                              f"must be a CLIPModel checkpoint, e.g. {EXAMPLES}.")
-    require_safetensors(folder, "The reward model")
     if not any(all((folder / f).is_file() for f in group) for group in TOKENIZER_FILES):
         raise ModelFileError(f"'{folder.name}' has no tokenizer files (vocab.json + merges.txt, or tokenizer.json). "
                              "PickScore_v1 uses the tokenizer of laion/CLIP-ViT-H-14-laion2B-s32B-b79K: copy those "
@@ -86,8 +82,9 @@ def load_reward_model(folder: str | Path, dtype: torch.dtype = torch.float32) ->
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
     folder = Path(folder)
     _check_folder(folder)
-    local = {"local_files_only": True, "trust_remote_code": False}
-    model = CLIPModel.from_pretrained(folder, use_safetensors=True, **transformers_dtype(dtype), **local)
+    model = _transformers_part(CLIPModel, folder, dtype, "The reward model")
     model.eval().requires_grad_(False)
-    return RewardModel(name=folder.name, model=model, tokenizer=CLIPTokenizer.from_pretrained(folder, **local),
-                       processor=CLIPImageProcessor.from_pretrained(folder, **local))
+    tokenizer = load_tokenizer(CLIPTokenizer, folder, "The reward model's tokenizer")
+    with loading(folder, "The reward model's image processor"):
+        processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
+    return RewardModel(name=folder.name, model=model, tokenizer=tokenizer, processor=processor)

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from . import wan_vae
-from .backbone import BackboneModules, ModelFileError, VideoBackbone, require_safetensors
+from .backbone import BackboneModules, VideoBackbone
+from .model_file_checks import ModelFileError, read_json
 from .schedule import FlowSchedule
 
 OFFICIAL_NEGATIVE_PROMPT = (
@@ -252,13 +253,7 @@ class WanBackbone(VideoBackbone):
         return torch.cat(clips)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFileError(f"'{path}' is missing: is '{path.parent}' a complete Wan diffusers folder?") from None
-    except ValueError as error:
-        raise ModelFileError(f"'{path}' is not valid JSON ({error}): re-download that file.") from None
+WAN_FOLDER = "a complete Wan diffusers folder"
 
 
 def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
@@ -267,9 +262,9 @@ def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import AutoTokenizer, UMT5EncoderModel
 
-    from .backbone import _diffusers_part, _transformers_part
-    index = _read_json(model_dir / "model_index.json")
-    scheduler_config = _read_json(model_dir / "scheduler" / "scheduler_config.json")
+    from .backbone import _diffusers_part, _transformers_part, load_tokenizer
+    index = read_json(model_dir / "model_index.json", WAN_FOLDER)
+    scheduler_config = read_json(model_dir / "scheduler" / "scheduler_config.json", WAN_FOLDER)
     shift = scheduler_config.get("flow_shift", scheduler_config.get("shift"))
     if shift is None:
         raise ModelFileError(f"'{model_dir.name}/scheduler/scheduler_config.json' has no flow shift (flow_shift or "
@@ -282,8 +277,7 @@ def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
                                         "The Wan low-noise expert (transformer_2)")
         if index.get("boundary_ratio") is None:
             raise ModelFileError(f"'{model_dir.name}' has two experts but no boundary_ratio in model_index.json.")
-    require_safetensors(model_dir / "text_encoder", "The UMT5 text encoder")
-    tokenizer = AutoTokenizer.from_pretrained(model_dir / "tokenizer", local_files_only=True)
+    tokenizer = load_tokenizer(AutoTokenizer, model_dir / "tokenizer", "The UMT5 tokenizer")
     text_encoder = _transformers_part(UMT5EncoderModel, model_dir / "text_encoder", dtype, "The UMT5 text encoder")
     vae = _diffusers_part(AutoencoderKLWan, model_dir / "vae", torch.float32, "The Wan VAE")
     return WanBackbone(model_dir.name, transformer, vae, text_encoder, tokenizer,
