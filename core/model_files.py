@@ -3,16 +3,27 @@
 ComfyUI's own file lists only hold files, while diffusers models are folders: they are found by
 walking for ``model_index.json``. Every name a node receives is looked up in these listings, so a
 workflow cannot point a loader at an arbitrary path.
+
+The host lists models on every validation and every ``/object_info``, so a walk must stay short whatever the
+folders hold: symlinks are followed (users link model folders kept elsewhere), but each real folder is visited
+once (a link loop adds nothing), no deeper than MAX_DEPTH, and for at most WALK_SECONDS per listing (a link to
+``/usr`` would otherwise cost seconds each time); a walk cut short says so in the log.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
+from time import monotonic
 from typing import Callable, Iterable
 
-from .backbone import ModelFileError
+from .model_file_checks import ModelFileError
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 4
+WALK_SECONDS = 2.0
 
 
 def _is_model_folder(path: Path) -> bool:
@@ -20,15 +31,41 @@ def _is_model_folder(path: Path) -> bool:
     return (path / "model_index.json").is_file() or (path / "config.json").is_file()
 
 
-def _walk(root: Path, depth: int = 0):
-    try:
-        entries = sorted(root.iterdir())
-    except OSError:
-        return
-    for entry in entries:
-        yield entry
-        if entry.is_dir() and depth < MAX_DEPTH and not _is_model_folder(entry):
-            yield from _walk(entry, depth + 1)
+class _Walk:
+    """One listing's walk: the real folders seen so far and the time left."""
+
+    def __init__(self, seconds: float):
+        self.seen: set[str] = set()
+        self.deadline = monotonic() + seconds
+        self.cut: Path | None = None  # the folder the walk stopped in, when time ran out
+
+    def first_visit(self, folder: Path) -> bool:
+        real = os.path.realpath(folder)
+        if real in self.seen:
+            return False
+        self.seen.add(real)
+        return True
+
+    def entries(self, folder: Path, depth: int = 0):
+        """Everything under ``folder`` (not inside model folders), each real folder once."""
+        try:
+            children = sorted(folder.iterdir())
+        except OSError:
+            return
+        for entry in children:
+            if self.cut is not None:
+                return
+            if monotonic() > self.deadline:
+                self.cut = folder
+                return
+            if entry.is_dir():
+                if not self.first_visit(entry):
+                    continue  # a link back up (a loop), or a second way to a folder already listed
+                yield entry
+                if depth < MAX_DEPTH and not _is_model_folder(entry):
+                    yield from self.entries(entry, depth + 1)
+            else:
+                yield entry
 
 
 def _class_name(config: Path) -> str | None:
@@ -39,12 +76,20 @@ def _class_name(config: Path) -> str | None:
 
 
 def _listing(dirs: Iterable[Path], keep: Callable[[Path], bool]) -> dict[str, Path]:
+    dirs = [Path(d) for d in dirs]
     found: dict[str, Path] = {}
+    walk = _Walk(WALK_SECONDS)
     for root in dirs:
-        root = Path(root)
-        for entry in _walk(root):
+        if not walk.first_visit(root):
+            continue
+        for entry in walk.entries(root):
             if keep(entry):
                 found.setdefault(entry.relative_to(root).as_posix(), entry)
+        if walk.cut is not None:
+            log.warning("Listing models stopped after %.0f s in '%s': the model folders hold too much to search "
+                        "(a link to a large folder?). Models further on are not listed; keep only models and links "
+                        "to model folders under %s.", WALK_SECONDS, walk.cut, ", ".join(map(str, dirs)))
+            break
     return dict(sorted(found.items()))
 
 
