@@ -219,3 +219,37 @@ class LoadedBackbone:
         """The backbone, resident on the compute device."""
         bring_to_device(self)
         return self.backbone
+
+
+def progress_text(text: str) -> None:
+    """``text`` shown on the running node (ComfyUI's progress text), for what the user should see without reading
+    the log; nothing outside ComfyUI, or on a ComfyUI without progress text."""
+    if not IN_COMFYUI:
+        return
+    try:
+        from comfy_execution.utils import get_executing_context
+        from server import PromptServer
+    except ImportError:
+        return
+    server = getattr(PromptServer, "instance", None)
+    send = getattr(server, "send_progress_text", None)
+    if send is None:
+        return
+    context = get_executing_context()
+    node = context.node_id if context is not None else server.last_node_id
+    if node is not None:
+        send(text, node)
+
+
+def add_prompt_handler(handler) -> None:
+    """Has ComfyUI call ``handler(body) -> body`` on every POST /prompt body before it validates the prompt;
+    nothing outside ComfyUI."""
+    if not IN_COMFYUI:
+        return
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    server = getattr(PromptServer, "instance", None)
+    if server is not None and handler not in getattr(server, "on_prompt_handlers", ()):
+        server.add_on_prompt_handler(handler)
