@@ -325,6 +325,19 @@ def _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, ip_path: P
                              local_files_only=True)
 
 
+def _with_motion(unet2d, adapter, adapter_path: Path, model_dir: Path):
+    """The UNetMotionModel of an SD UNet and a motion adapter, refused with the reason when they do not fit."""
+    from diffusers import UNetMotionModel
+    widths, needed = list(adapter.config.block_out_channels), list(unet2d.config.block_out_channels)
+    fit = (f"Choose a motion adapter made for '{model_dir.name}' (SD1.5 motion modules for SD1.5 models; SDXL ones "
+           "for SDXL models).")
+    if widths != needed:
+        raise ModelFileError(f"Motion adapter '{adapter_path.name}' is made for a UNet with block widths {widths}, but "
+                             f"the UNet of '{model_dir.name}' has {needed}: they do not fit together. {fit}")
+    with loading(adapter_path, "The motion adapter", fix=f"It does not fit the UNet of '{model_dir.name}'. {fit}"):
+        return UNetMotionModel.from_unet2d(unet2d, adapter)
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if name == "auto":
         return torch.float16 if torch.device(device).type == "cuda" else torch.float32
@@ -367,7 +380,7 @@ def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = 
     else:
         adapter = load_motion_adapter(Path(motion_adapter), dtype)
         unet2d = _diffusers_part(UNet2DConditionModel, unet_dir, dtype, "The UNet")
-        unet = UNetMotionModel.from_unet2d(unet2d, adapter)
+        unet = _with_motion(unet2d, adapter, Path(motion_adapter), model_dir)
         del unet2d
         if unet.dtype != dtype:
             unet.to(dtype)

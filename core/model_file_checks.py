@@ -26,6 +26,7 @@ SHOWN = 3  # tensors named in a shape error before "and N more"
 KEEP = 200  # characters of an over-long text kept in a log line or message
 LIBRARY_LOGGERS = ("diffusers", "transformers")
 GIB = 2 ** 30
+MEMORY_ADVICE = "Close other programs or models, choose a smaller model, or load it in fp16/bf16."
 
 
 class ModelFileError(ValueError):
@@ -206,8 +207,7 @@ def check_model_fits(model_class, folder: Path, entries: dict[str, dict], dtype:
         held = _held_bytes(entries, dtype)
         cause = (f"Its weights would take only {_size(held)}, so config.json does not describe these weights "
                  "(edited, or from another model): download this folder again, config.json with its weights."
-                 if need > 2 * held else
-                 "Close other programs or models, choose a smaller model, or load it in fp16/bf16.")
+                 if need > 2 * held else MEMORY_ADVICE)
         raise ModelFileError(f"{what} in '{folder}' would need {_size(need)} of memory in {str(dtype)[6:]} (as its "
                              f"config.json describes it), but this machine has {_size(free)} available. {cause}")
 
@@ -251,9 +251,9 @@ def short_library_logs():
 
 
 @contextmanager
-def loading(path: Path, what: str):
+def loading(path: Path, what: str, fix: str | None = None):
     """Runs a library's load of ``path`` with short log records; what still fails becomes a ModelFileError that
-    names ``path`` and says to download it again."""
+    names ``path`` and says ``fix`` (by default: download it again; for a failed allocation: free memory)."""
     from safetensors import SafetensorError
     path = Path(path)
     with short_library_logs():
@@ -261,9 +261,11 @@ def loading(path: Path, what: str):
             yield
         except ModelFileError:
             raise
-        except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
-            whole = "the folder" if path.is_dir() else "the file"
+        except (OSError, ValueError, RuntimeError, KeyError, MemoryError, SafetensorError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelFileError(f"{what} in '{path}' could not be loaded: {abridge(first, 2 * KEEP)}. Its files are "
-                                 f"damaged or do not belong together: download {whole} '{path.name}' again."
+            if isinstance(error, MemoryError) or "allocate" in first:
+                fix = f"There is not enough memory. {MEMORY_ADVICE}"
+            fix = fix or (f"Its files are damaged or do not belong together: download "
+                          f"{'the folder' if path.is_dir() else 'the file'} '{path.name}' again.")
+            raise ModelFileError(f"{what} in '{path}' could not be loaded: {abridge(first, 2 * KEEP)}. {fix}"
                                  ) from error

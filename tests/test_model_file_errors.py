@@ -235,3 +235,17 @@ def test_a_megabyte_prompt_is_logged_as_its_start_and_length(modelscope, caplog)
     (line,) = [r.getMessage() for r in caplog.records if "cut off" in r.getMessage()]
     assert len(line) < 500 and re.search(r"\(19,\d{3} characters in all\)'$", line)
     assert len(cond.notes[0]) > 19000  # the note keeps the whole dropped part
+
+
+def test_a_motion_adapter_for_another_unet_says_they_do_not_fit(models_dir, tmp_path):
+    wide = standin_models.write_original_motion_module(tmp_path / "mm_wide.safetensors", "v2")  # widths (32, 64)
+    with pytest.raises(ModelFileError, match=r"'mm_wide.safetensors' is made for a UNet with block widths \[32, 64\], "
+                                             r"but the UNet of 'stable-diffusion-v1-5' has \[16, 32\]"):
+        load_backbone(models_dir / "diffusers" / standin_models.SD15, motion_adapter=wide)
+
+
+def test_a_failed_allocation_says_to_free_memory(tmp_path):
+    with pytest.raises(ModelFileError, match="could not be loaded: DefaultCPUAllocator: can't allocate memory.*"
+                                             "There is not enough memory. Close other programs"):
+        with loading(tmp_path, "The UNet"):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 274 GB")
