@@ -99,7 +99,7 @@ def check_safetensors(path: Path) -> dict[str, dict]:
     try:
         header = json.loads(raw.decode("utf-8"))
         if not isinstance(header, dict):
-            raise ValueError
+            raise TypeError
         entries = {name: entry for name, entry in header.items() if name != "__metadata__"}
         end = max((_span(entry)[1] for entry in entries.values()), default=0)
     except (ValueError, TypeError, KeyError, AttributeError):
@@ -157,9 +157,9 @@ def available_memory() -> int | None:
     """Bytes the system can still hand out (available memory plus free swap), or None where unknown."""
     try:
         with open("/proc/meminfo") as info:
-            fields = dict(line.split(":", 1) for line in info)
-        return sum(int(fields[key].split()[0]) * 1024 for key in ("MemAvailable", "SwapFree") if key in fields) \
-            if "MemAvailable" in fields else None
+            fields = {name: int(value.split()[0]) * 1024 for name, value in (line.split(":", 1) for line in info)}
+        if "MemAvailable" in fields:
+            return fields["MemAvailable"] + fields.get("SwapFree", 0)
     except (OSError, ValueError):
         pass
     try:
@@ -208,8 +208,9 @@ def check_model_fits(model_class, folder: Path, entries: dict[str, dict], dtype:
         cause = (f"Its weights would take only {_size(held)}, so config.json does not describe these weights "
                  "(edited, or from another model): download this folder again, config.json with its weights."
                  if need > 2 * held else MEMORY_ADVICE)
-        raise ModelFileError(f"{what} in '{folder}' would need {_size(need)} of memory in {str(dtype)[6:]} (as its "
-                             f"config.json describes it), but this machine has {_size(free)} available. {cause}")
+        name = str(dtype).removeprefix("torch.")
+        raise ModelFileError(f"{what} in '{folder}' would need {_size(need)} of memory in {name} (as its config.json "
+                             f"describes it), but this machine has {_size(free)} available. {cause}")
 
 
 def _size(count: int) -> str:

@@ -194,9 +194,8 @@ def test_available_memory_is_read_from_the_system():
 
 
 def test_other_library_failures_name_the_path_and_the_fix(tmp_path):
-    with pytest.raises(ModelFileError) as error:
-        with loading(tmp_path, "The UNet"):
-            raise OSError("Unable to load weights from checkpoint file\nsecond line")
+    with pytest.raises(ModelFileError) as error, loading(tmp_path, "The UNet"):
+        raise OSError("Unable to load weights from checkpoint file\nsecond line")
     assert str(error.value) == (f"The UNet in '{tmp_path}' could not be loaded: Unable to load weights from checkpoint "
                                 f"file. Its files are damaged or do not belong together: download the folder "
                                 f"'{tmp_path.name}' again.")
