@@ -289,7 +289,8 @@ def test_nodes_end_to_end_with_progress_previews_and_interrupt_checks(modelscope
     frames, out = run_node(modelscope, anchor, num_frames=3)
     assert frames.shape == (4, 32, 32, 3) and out["samples"].shape == (1, 4, 4, 4, 4)
     assert torch.equal(frames[0], anchor.image[0])
-    assert len(checks) == 3 * 2 * 2  # every UNet call checks the interrupt
+    calls = 3 * 2 * 2  # every UNet call checks the interrupt, and so does every block inside it
+    assert len(checks) > calls and len(checks) % calls == 0
     evals = [v for v, total in ticks if total == 12]
     assert sorted(set(evals)) == list(range(1, 13)) and len(previews) == 3
     assert torch.equal(previews[-1], frames[-1])
