@@ -204,7 +204,7 @@ def check_prompt_schedule(prompts: PromptSchedule) -> None:
 
 def unreached_prompts(starts: Sequence[int], num_frames: int) -> str | None:
     """What to tell the user about schedule entries starting at or after output frame ``num_frames``: they are
-    valid but never used, which the video alone would not show. None when every entry is reached."""
+    valid but ignored, which the video alone would not show. None when every entry is reached."""
     late = sorted(start for start in starts if start >= num_frames)
     if not late:
         return None
@@ -213,7 +213,7 @@ def unreached_prompts(starts: Sequence[int], num_frames: int) -> str | None:
     else:
         what = (f"{len(late)} prompts (starting at frames {', '.join(map(str, late))}) begin after the last frame "
                 f"({num_frames - 1}) and are")
-    return f"prompt schedule: {what} not used: lower start_frame or raise num_frames."
+    return f"prompt schedule: {what} ignored: lower start_frame or raise num_frames."
 
 
 def check_run(num_frames: int, window_batch: int, eta: float, prompts: PromptSchedule = ()) -> None:

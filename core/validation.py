@@ -42,7 +42,7 @@ def _describe(origin: dict) -> str:
     return f"{origin['name']} ({origin['family']}, {origin['channels']} latent channels)"
 
 
-def check_video_latent(backbone, shape: tuple, origin: dict | None, what: str = "the latent", hint: str = "") -> None:
+def check_video_latent(backbone, shape: tuple, origin: dict | None, what: str = "The latent", hint: str = "") -> None:
     """A video latent ``[B, C, F, h, w]`` this backbone can take, refused before any work with what to change.
 
     A latent means something only in the latent space it was made in, and each family has its own: Wan's causal
