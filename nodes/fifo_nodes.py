@@ -1,17 +1,31 @@
 """FIFO-Diffusion nodes: unlimited-length video from a base clip, optionally image-embedding conditioned."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..core import fifo
 from ..core.image_tokens import ImageTokens
 from . import comfy_glue as glue
-from .inputs import BOOLEAN, FLOAT, INT, LINK, SEED, STRING, generator, validated
+from .inputs import BOOLEAN, FLOAT, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output, validates, video_latent
 from .t2v_nodes import guided_denoiser
 
 CATEGORY = "zero-shot video"
+log = logging.getLogger(__name__)
 
 
+def _window(window_frames, partitions, lookahead):
+    fifo.check_window_request(window_frames, partitions, lookahead)
+
+
+def _stream_prefix(stream_to_disk, filename_prefix):
+    """A prefix the frames cannot be written under is refused before the base clip is sampled."""
+    if stream_to_disk:
+        fifo.output_base(glue.output_folder(), filename_prefix)
+
+
+@validates(_window, _stream_prefix)
 class FIFOQueueWithImageEmbed:
     DESCRIPTION = (
         "FIFO-Diffusion: any number of frames at constant memory. A queue of frames at rising noise levels is "
@@ -74,12 +88,7 @@ class FIFOQueueWithImageEmbed:
             "filename_prefix": STRING("Output subfolder prefix for stream_to_disk.", "fifo/frames", multiline=False),
             "keep_frames": BOOLEAN(True, "Return all frames. Off (needs stream_to_disk): only the last frame is "
                                    "returned and memory stays flat however long the video."),
-        }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, window_frames=None, partitions=None, lookahead=None):
-        return validated(cls, lambda: fifo.check_window_request(window_frames, partitions, lookahead),
-                         window_frames=window_frames, partitions=partitions, lookahead=lookahead)
+        }, "hidden": HIDDEN}
 
     def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
                  guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,
@@ -88,7 +97,7 @@ class FIFOQueueWithImageEmbed:
         model = backbone.ready()
         window = fifo.window_latent_frames(model, window_frames, lookahead)
         plan = fifo.fifo_plan(model.schedule, window, partitions, lookahead, model.max_frames)
-        latent = base_clip["samples"]
+        latent = video_latent(model, base_clip, "base_clip")
         fifo.check_base_clip(latent, plan, model.channels, model.latent_multiple)
         model.check_video_frames(num_frames, "num_frames")
         latent_count = model.latent_frames(num_frames)
@@ -112,6 +121,10 @@ class FIFOQueueWithImageEmbed:
         if tokens is not None:
             cond, prompts = fifo.with_image_tokens(conditioning, prompts, tokens, image_scale)
         folder = fifo.stream_folder(glue.output_folder(), filename_prefix) if stream_to_disk else None
+        note = fifo.unreached_prompts([start for start, _ in prompt_schedule or ()], num_frames)
+        if note:
+            log.warning(note)
+            glue.progress_text(note)
         progress = glue.Progress(latent_count + plan.warmup)
         preview = {}
 
@@ -124,7 +137,7 @@ class FIFOQueueWithImageEmbed:
             keep_frames=keep_frames, seed_image_scale=image_scale if seed_image_from_base_clip else None,
             on_step=on_step,
             on_frame=lambda i, image: (preview.update(frame=image), progress.frame(i, image, num_frames)))
-        return frames.to(glue.output_device()), {"samples": latents.to(glue.output_device())}
+        return frames.to(glue.output_device()), latent_output(model, latents.to(glue.output_device()))
 
 
 class T2VPromptSchedule:
@@ -153,6 +166,7 @@ class T2VPromptSchedule:
         return (prompts,)
 
 
+@validates()
 class T2VConditioningAddImage:
     DESCRIPTION = ("Adds image tokens (EncodeAnchorImage's IMAGE_EMBEDS) to a conditioning, so that T2VSampler "
                    "samples FIFO's base clip from the same image as the FIFO run (image-to-video). Needs an "

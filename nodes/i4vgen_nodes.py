@@ -4,12 +4,14 @@ from __future__ import annotations
 import torch
 
 from ..core import i4vgen, model_files
+from ..core.anchor import check_image
 from ..core.backbone import resolve_dtype
 from ..core.reward import load_reward_model
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
 from ..core.t2v import noise_like
-from .inputs import COMBO, FLOAT, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, validated
+from .inputs import (COMBO, FLOAT, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, latent_output, validates,
+                     video_latent)
 from .t2v_nodes import CATEGORY, MAX_SIDE, guided_denoiser
 
 REWARD_FOLDER = "models/reward_models"
@@ -59,6 +61,7 @@ class LoadRewardModel:
         return (load_reward_model(path, resolve_dtype(dtype, glue.compute_device())),)
 
 
+@validates(check_size)
 class RewardSelectAnchor:
     DESCRIPTION = ("I4VGen stage 1, generation-selection: samples N candidate images with the video model itself on "
                    "1-frame clips (candidate i starts from frame i's noise of the video this seed would give, same "
@@ -101,10 +104,6 @@ class RewardSelectAnchor:
                                         "one user image). They must be width × height: resize them first."),
         }}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None):
-        return validated(cls, lambda: check_size(width, height), width=width, height=height)
-
     def select(self, backbone, conditioning, reward_model, frames, width, height, steps, guidance, seed,
                num_candidates, candidates=None):
         model = backbone.ready()
@@ -122,7 +121,8 @@ class RewardSelectAnchor:
             return reward_model.score(images, conditioning.prompt, device)
 
         if candidates is not None:
-            if candidates.dim() != 4 or tuple(candidates.shape[1:3]) != (height, width):
+            check_image(candidates, "candidate image batch")
+            if tuple(candidates.shape[1:3]) != (height, width):
                 raise ValueError(f"The candidate images are {tuple(candidates.shape[1:3])[::-1]} (width, height) but "
                                  f"the video is {width}×{height}: resize them (e.g. Upscale Image) or set width and "
                                  "height to their size.")
@@ -140,9 +140,15 @@ class RewardSelectAnchor:
         text = i4vgen.format_scores(selection)
         out = glue.output_device()
         return {"ui": {"text": [text]},
-                "result": ({"samples": selection.anchor.to(out)}, selection.images.to(out), text, selection.index)}
+                "result": (latent_output(model, selection.anchor.to(out)), selection.images.to(out), text,
+                           selection.index)}
 
 
+def _step_sizes(step_sizes):
+    i4vgen.parse_step_sizes(step_sizes)
+
+
+@validates(_step_sizes)
 class NIVSDSOptimize:
     DESCRIPTION = ("I4VGen stage 2, noise-invariant video score distillation: turns a still video latent (from "
                    "RewardSelectAnchor) into a moving one. One noise sample is drawn from the seed and reused at "
@@ -169,25 +175,20 @@ class NIVSDSOptimize:
             "p": FLOAT(i4vgen.DEFAULT_P, 0.0, 1.0, "How far down the grid to go: int(steps·p) + 1 iterations (the "
                                                    "reference code's meaning; the paper's 'stop at 0.4T' is p = 0.6)."),
             "step_sizes": STRING("Comma-separated step sizes α_k of the iterations; the last one repeats. The "
-                                 "reference AnimateDiff code's 10,10,10,1 moves the still image in the first steps.",
+                                 "reference AnimateDiff code's 10,10,10,1 moves the still image in the first steps. "
+                                 f"Each from 0 to {i4vgen.MAX_STEP_SIZE:g}: a larger step throws the latent out of "
+                                 "the range the VAE decodes (a blank or garbled video).",
                                  ",".join(f"{s:g}" for s in i4vgen.DEFAULT_STEP_SIZES), multiline=False),
             "seed": SEED("Seed of the fixed noise ε, drawn from a stream of its own: independent of the candidates' and "
                          "the regeneration's noise even when their nodes use the same seed."),
         }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, step_sizes=None):
-        return validated(cls, lambda: i4vgen.parse_step_sizes(step_sizes), step_sizes=step_sizes)
 
     def optimize(self, backbone, conditioning, latent, steps, guidance, p, step_sizes, seed):
         model = backbone.ready()
         check_steps(steps)
         sizes = i4vgen.parse_step_sizes(step_sizes)
         iterations = i4vgen.nivsds_iterations(steps, p)
-        samples = latent["samples"]
-        if samples.dim() != 5:
-            raise ValueError(f"NIVSDSOptimize needs a video latent [batch, channels, frames, h, w]; got "
-                             f"{tuple(samples.shape)}. Connect RewardSelectAnchor's anchor.")
+        samples = video_latent(model, latent, hint=" Connect RewardSelectAnchor's anchor.")
         check_latent_frames(model, samples.shape[2])
         x = samples.to(model.device, torch.float32)
         noise = noise_like(x.shape, generator(seed, NIVSDS_STREAM)).to(model.device)
@@ -201,4 +202,4 @@ class NIVSDSOptimize:
 
         out = i4vgen.ni_vsds(guided_denoiser(model, guidance), model.schedule, conditioning, x, noise, steps,
                              iterations, sizes, on_step=on_step)
-        return ({"samples": out.to(glue.output_device())},)
+        return (latent_output(model, out.to(glue.output_device())),)

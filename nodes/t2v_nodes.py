@@ -7,7 +7,8 @@ from ..core.denoiser import Denoiser
 from ..core.t2v import GRIDS, noise_like, sample_t2v
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, FROM_LATENT_STREAM, INT, LINK, SEED, generator, validated
+from .inputs import (COMBO, FLOAT, FROM_LATENT_STREAM, INT, LINK, SEED, generator, latent_output, validates,
+                     video_latent)
 
 CATEGORY = "zero-shot video"
 MAX_SIDE = 4096
@@ -19,6 +20,7 @@ def guided_denoiser(backbone, guidance):
     return Denoiser(backbone, guidance, check=glue.check_interrupt, free_memory=glue.free_memory)
 
 
+@validates(check_size)
 class T2VSampler:
     DESCRIPTION = ("Plain fixed-length text-to-video DDIM sampling. From noise (seed), or, with a latent connected, "
                    "SDEdit-style from that latent with a denoise strength: min(int(steps·denoise), steps) steps from "
@@ -57,10 +59,6 @@ class T2VSampler:
                           "changes nothing).", "backbone"),
         }}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None):
-        return validated(cls, lambda: check_size(width, height), width=width, height=height)
-
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
                denoise=1.0, grid="backbone"):
         model = backbone.ready()
@@ -69,10 +67,7 @@ class T2VSampler:
             raise ValueError(f"denoise must be within [0, 1], got {denoise}")
         gen = generator(seed, None if latent is None else FROM_LATENT_STREAM)
         if latent is not None:
-            init = latent["samples"]
-            if init.dim() != 5:
-                raise ValueError(f"The latent is not a video latent (samples shaped {tuple(init.shape)}); connect a "
-                                 "LATENT made by this pack's nodes.")
+            init = video_latent(model, latent)
             check_latent_frames(model, init.shape[2])
             shape, init = tuple(init.shape), init.to(model.device, torch.float32)
         else:
@@ -84,7 +79,7 @@ class T2VSampler:
         progress = glue.Progress(steps)
         out = sample_t2v(guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, generator=gen,
                          eta=eta, init_latent=init, strength=denoise, grid=grid, on_step=lambda i, n, x: progress.update(i))
-        return ({"samples": out.to(glue.output_device())},)
+        return (latent_output(model, out.to(glue.output_device())),)
 
 
 class DecodeVideoLatent:
@@ -104,8 +99,6 @@ class DecodeVideoLatent:
         }}
 
     def decode(self, backbone, latent, chunk):
-        samples = latent["samples"]
-        if samples.dim() != 5:
-            raise ValueError(f"DecodeVideoLatent needs a video latent [batch, channels, frames, h, w]; got "
-                             f"{tuple(samples.shape)}. Use ComfyUI's VAEDecode for image latents.")
-        return (backbone.ready().decode(samples, chunk, glue.output_device()),)
+        model = backbone.ready()
+        samples = video_latent(model, latent, hint=" Use ComfyUI's VAEDecode for image latents.")
+        return (model.decode(samples, chunk, glue.output_device()),)

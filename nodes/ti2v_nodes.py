@@ -3,19 +3,27 @@ from __future__ import annotations
 
 import logging
 
-from ..core.anchor import CROP_MODES, make_anchor
+from ..core.anchor import CROP_MODES, check_image, make_anchor
 from ..core.image_tokens import ImageTokens, encode_image_tokens
 from ..core.strategies import NoiseInit, Resample
 from ..core.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
 from ..core.validation import check_size
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, INT, LINK, SEED, generator, validated
+from .inputs import COMBO, FLOAT, HIDDEN, INT, LINK, SEED, generator, latent_output, validates
 from .t2v_nodes import MAX_SIDE, guided_denoiser
 
 log = logging.getLogger(__name__)
 CATEGORY = "zero-shot video"
 
 
+def _anchor_size(width, height):
+    try:
+        check_size(width or None, height or None)
+    except ValueError as error:
+        raise ValueError(f"{error} (or 0 for the backbone's native size)") from None
+
+
+@validates(_anchor_size)
 class EncodeAnchorImage:
     DESCRIPTION = ("Prepares the image a video starts from: centre-crops it to the target aspect, resizes it to the "
                    "target resolution (default: the backbone's native size) and encodes it with the backbone's VAE "
@@ -50,20 +58,12 @@ class EncodeAnchorImage:
                                             "the whole image to the target size.", "center"),
         }}
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None):
-        def check():
-            try:
-                check_size(width or None, height or None)
-            except ValueError as error:
-                raise ValueError(f"{error} (or 0 for the backbone's native size)") from None
-        return validated(cls, check, width=width, height=height)
-
     def encode(self, backbone, image, width, height, crop):
+        check_image(image)
         model = backbone.ready()
         anchor = make_anchor(model, image, width, height, crop)
         tokens = ImageTokens(*encode_image_tokens(model, anchor.image[:1])) if model.has_image_attention else None
-        return (anchor, {"samples": anchor.latents}, tokens)
+        return (anchor, latent_output(model, anchor.latents), tokens)
 
 
 class DDPMInvertQueue:
@@ -108,6 +108,7 @@ class ResampleStep:
         return (Resample(rounds),)
 
 
+@validates()
 class RepeatAndSlideSampler:
     DESCRIPTION = ("TI2V-Zero image-to-video: generates num_frames new frames after the anchor, one at a time. A "
                    "queue of the last (model_frames − 1) frames conditions each model call and slides forward by one "
@@ -145,7 +146,7 @@ class RepeatAndSlideSampler:
                                          "tooltip": "Keep the queue as latents instead of pixels: skips one VAE "
                                                     "encode per frame, but is not the paper's method (which "
                                                     "decodes and re-encodes every new frame)."}),
-        }}
+        }, "hidden": HIDDEN}
 
     def sample(self, backbone, conditioning, anchor, num_frames, model_frames, steps, guidance, seed,
                noise_init=None, resample=None, latent_queue=False):
@@ -169,4 +170,4 @@ class RepeatAndSlideSampler:
             model, denoiser, conditioning, anchor, num_frames, steps, model_frames=model_frames,
             generator=generator(seed), noise_init=noise_init, resample=resample, latent_queue=latent_queue,
             on_step=lambda i, n: progress.update(i), on_frame=on_frame, out_device=glue.output_device())
-        return (video, {"samples": latents})
+        return (video, latent_output(model, latents))

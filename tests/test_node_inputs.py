@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from zeroshot_video import NODE_CLASS_MAPPINGS
+from zeroshot_video.nodes.inputs import NON_BOOLEAN
 
 VALIDATED = {name: cls for name, cls in NODE_CLASS_MAPPINGS.items() if hasattr(cls, "VALIDATE_INPUTS")}
 
@@ -17,13 +18,30 @@ def _declared(cls) -> dict:
 
 
 def _valid_values(cls) -> dict:
+    """The declared default of every input VALIDATE_INPUTS names (not its hidden input, absent from a good prompt)."""
     declared = _declared(cls)
-    return {name: declared[name][1]["default"] for name in inspect.signature(cls.VALIDATE_INPUTS).parameters}
+    return {name: declared[name][1]["default"] for name in inspect.signature(cls.VALIDATE_INPUTS).parameters
+            if name != NON_BOOLEAN}
 
 
 def test_the_nodes_that_validate():
+    """Every node with a FLOAT or BOOLEAN input, and those with checks of their own."""
     assert set(VALIDATED) == {"T2VSampler", "EncodeAnchorImage", "RewardSelectAnchor", "NIVSDSOptimize",
-                              "FIFOQueueWithImageEmbed"}
+                              "FIFOQueueWithImageEmbed", "RepeatAndSlideSampler", "T2VConditioningAddImage"}
+
+
+@pytest.mark.parametrize("name", sorted(NODE_CLASS_MAPPINGS))
+def test_every_float_and_boolean_input_is_validated(name):
+    """ComfyUI lets NaN through its own range checks and converts any JSON value of a BOOLEAN with bool(): only a
+    VALIDATE_INPUTS that names the input can refuse them."""
+    cls = NODE_CLASS_MAPPINGS[name]
+    kinds = {input_name: spec[0] for input_name, spec in _declared(cls).items()}
+    wanted = {input_name for input_name, kind in kinds.items() if kind in ("FLOAT", "BOOLEAN")}
+    if "BOOLEAN" in kinds.values():
+        wanted.add(NON_BOOLEAN)
+        assert NON_BOOLEAN in cls.INPUT_TYPES()["hidden"]
+    named = set(inspect.getfullargspec(cls.VALIDATE_INPUTS).args) if hasattr(cls, "VALIDATE_INPUTS") else set()
+    assert wanted <= named, wanted - named
 
 
 @pytest.mark.parametrize("name", sorted(VALIDATED))
