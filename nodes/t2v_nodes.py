@@ -75,9 +75,11 @@ class T2VSampler:
             check_frames(model, frames)
             shape = model.latent_shape(frames, width, height)
             init = None
+        denoiser = guided_denoiser(model, guidance)
+        denoiser.check_fits(shape)
         noise = noise_like(shape, gen).to(model.device)
         progress = glue.Progress(steps)
-        out = sample_t2v(guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, generator=gen,
+        out = sample_t2v(denoiser, model.schedule, conditioning, noise, steps, generator=gen,
                          eta=eta, init_latent=init, strength=denoise, grid=grid, on_step=lambda i, n, x: progress.update(i))
         return (latent_output(model, out.to(glue.output_device())),)
 
@@ -101,4 +103,5 @@ class DecodeVideoLatent:
     def decode(self, backbone, latent, chunk):
         model = backbone.ready()
         samples = video_latent(model, latent, hint=" Use ComfyUI's VAEDecode for image latents.")
-        return (model.decode(samples, chunk, glue.output_device()),)
+        return (model.decode(samples, chunk, glue.output_device(), check=glue.check_interrupt,
+                             free_memory=glue.free_memory),)
