@@ -45,13 +45,13 @@ def _describe(origin: dict) -> str:
 def check_video_latent(backbone, shape: tuple, origin: dict | None, what: str = "The latent", hint: str = "") -> None:
     """A video latent ``[B, C, F, h, w]`` this backbone can take, refused before any work with what to change.
 
-    A latent means something only in the latent space it was made in, and each family has its own: Wan's causal
-    VAE (16 channels; TI2V-5B's 48), and the 4-channel SD VAE latents of ModelScope and of AnimateDiff, which have
-    the same shape but were made and are denoised by different models (an AnimateDiff latent in a ModelScope
-    sampler runs without an error and gives a video of neither). So a latent whose ``origin``
-    (:func:`latent_origin`) names another family or another channel count is refused, naming both backbones; one
-    without an origin (made by other packs' nodes) is checked for its channel count only. An empty latent (no
-    frames) is refused where it enters, not when a later node finds nothing to save."""
+    A latent means something in the latent space it was made in. Wan's causal VAE (16 channels; TI2V-5B's 48) and
+    the SD VAE of ModelScope and AnimateDiff (4 channels) differ outright; the two SD-VAE families share a layout,
+    so a latent passed between them runs without any error, and such a link is far more often a wiring mistake
+    than a plan. The rule is therefore the strict one: a latent whose ``origin`` (:func:`latent_origin`) names
+    another family or another channel count is refused, naming both backbones (to cross on purpose, decode and
+    re-encode). A latent without an origin (from other packs' nodes) is checked for its channel count only. An
+    empty latent is refused where it enters, not when a later node finds nothing to save."""
     shape = tuple(int(side) for side in shape)
     if len(shape) != 5:
         raise ValueError(f"{what} is not a video latent [batch, channels, frames, height, width] (samples shaped "
