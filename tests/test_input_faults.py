@@ -85,6 +85,12 @@ def _run_with_latent(node: str, handle, latent):
 LATENT_NODES = ["T2VSampler", "DecodeVideoLatent", "NIVSDSOptimize", "FIFOQueueWithImageEmbed"]
 
 
+def test_the_latent_checks_cover_every_node_with_a_latent_input():
+    taking = {node for node, cls in NODE_CLASS_MAPPINGS.items()
+              if any(spec[0] == "LATENT" for spec in _declared(cls).values())}
+    assert taking == set(LATENT_NODES)
+
+
 @pytest.fixture
 def no_unet_call(modelscope):
     """The ModelScope handle, whose UNet must not run: the refusal comes before any work."""
