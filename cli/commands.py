@@ -31,6 +31,8 @@ from ..core.anchor import gradient_image, make_anchor
 from ..core.backbone import detect_family, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.denoiser import Denoiser
+from ..core.memory_estimate import device_free_memory
+from ..core.model_file_checks import available_memory
 from ..core.reward import load_reward_model
 from ..core.strategies import NoiseInit, Resample
 from ..core.t2v import noise_like, sample_t2v
@@ -124,7 +126,7 @@ class FramesSoFar:
 def _t2v(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     gen = torch.Generator().manual_seed(args.seed)
     noise = noise_like(backbone.latent_shape(args.frames, args.width, args.height), gen).to(backbone.device)
-    denoiser = Denoiser(backbone, args.guidance)
+    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
     latent = sample_t2v(denoiser, backbone.schedule, cond, noise, args.steps, generator=gen, eta=args.eta,
                         on_step=lambda i, n, x: STATUS.show(f"step {i}/{n}"))
     STATUS.end()
@@ -147,7 +149,7 @@ def _ti2v_zero(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     made.start_with(anchor.image)
     print(f"TI2V-Zero: {args.frames} new frames after the image, {args.model_frames} frames per model call")
     frames, _ = ti2v_zero.sample_on_backbone(
-        backbone, Denoiser(backbone, args.guidance), cond, anchor, args.frames, args.steps,
+        backbone, Denoiser(backbone, args.guidance, free_memory=device_free_memory), cond, anchor, args.frames, args.steps,
         model_frames=args.model_frames, generator=torch.Generator().manual_seed(args.seed),
         noise_init=NoiseInit("gaussian" if args.no_inversion else "ddpm_inversion"), resample=Resample(args.resample),
         latent_queue=args.latent_queue, on_step=lambda i, n: STATUS.show(f"UNet evaluation {i}/{n}"),
@@ -169,7 +171,7 @@ def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
         reward = load_reward_model(folder)
     gen = torch.Generator().manual_seed(args.seed)  # one stream: candidates, then ε, then the regeneration noise
     shape = backbone.latent_shape(args.frames, args.width, args.height)
-    denoiser = Denoiser(backbone, args.guidance)
+    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
     selection = i4vgen.generate_and_select(
         denoiser, backbone.schedule, cond,
         i4vgen.candidate_noise(shape, args.candidates or args.frames, gen).to(backbone.device), args.steps,
@@ -192,7 +194,7 @@ def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:
                           backbone.max_frames)
     gen = torch.Generator().manual_seed(args.seed)
     shape = backbone.latent_shape(plan.frames, args.width, args.height)
-    denoiser = Denoiser(backbone, args.guidance)
+    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
     base = sample_t2v(denoiser, backbone.schedule, cond, noise_like(shape, gen).to(backbone.device), plan.steps,
                       generator=gen, eta=args.fifo_eta, on_step=lambda i, n, x: STATUS.show(f"base clip step {i}/{n}"))
     STATUS.end()
@@ -364,21 +366,6 @@ def _check_args(args) -> None:
     _check_outputs(args)
 
 
-def _available_memory() -> int | None:
-    """Bytes of memory the system can still hand out, or None where that cannot be read."""
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
 def _memory_needed(args, backbone) -> int:
     """Bytes the frames a run keeps will take, written included (see WRITE_COPIES), plus kept latents."""
     if args.frames_dir is not None:
@@ -400,7 +387,7 @@ def _check_for_backbone(args, backbone) -> None:
                   if args.method in ONE_CALL_METHODS else "")
         raise UsageError(f"{_flag(dest)} {getattr(args, dest)}: {backbone.name} (AnimateDiff) takes at most {limit} "
                          f"frames in one model call.{longer}")
-    needed, available = _memory_needed(args, backbone), _available_memory()
+    needed, available = _memory_needed(args, backbone), available_memory()
     if available is not None and needed > available:
         instead = {"fifo": ", or add --frames-dir DIR: FIFO then streams the frames to disk and keeps none",
                    "ti2v-zero": ", or use --method fifo --frames-dir DIR, which streams the frames to disk"}

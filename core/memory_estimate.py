@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from .model_file_checks import available_memory
+
 GB = 1e9
 ACTIVATION_COPIES = 2  # two tensors at the widest width exist at the same time
 FreeMemory = Callable[[torch.device], "int | None"]
@@ -28,6 +30,17 @@ SAMPLING_ADVICE = ("Lower frames or width/height (in FIFOQueueWithImageEmbed als
 DECODE_ADVICE = "Lower DecodeVideoLatent's chunk (frames per VAE call; same result), or decode fewer or smaller frames."
 OUTPUT_ADVICE = ("Make fewer frames or lower width/height, or make a long video with FIFOQueueWithImageEmbed with "
                  "stream_to_disk on and keep_frames off.")
+
+
+def device_free_memory(device) -> int | None:
+    """Bytes free on ``device`` outside a host that counts them itself: what CUDA reports free, the memory the
+    system can still hand out for the CPU; None where unknown (then nothing is checked)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "cpu":
+        return available_memory()
+    return None
 
 
 class NotEnoughMemoryError(ValueError):

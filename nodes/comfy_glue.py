@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..core.memory_estimate import device_free_memory
+
 try:
     import comfy.model_management as model_management
     import comfy.model_patcher
@@ -86,17 +88,7 @@ def free_memory(device) -> int | None:
         if getattr(model_management, "directml_enabled", False):
             return None
         return int(model_management.get_free_memory(device))
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type == "cpu":
-        try:
-            with open("/proc/meminfo") as meminfo:
-                for line in meminfo:
-                    if line.startswith("MemAvailable:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-    return None
+    return device_free_memory(device)
 
 
 def output_folder() -> Path:

@@ -110,7 +110,7 @@ def test_animatediff_frame_limit_names_the_flag(models_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("method, advice", [("fifo", "--frames-dir"), ("ti2v-zero", "--method fifo --frames-dir")])
 def test_frames_that_do_not_fit_in_memory_are_refused_before_sampling(method, advice, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(commands, "_available_memory", lambda: 10 ** 6)
+    monkeypatch.setattr(commands, "available_memory", lambda: 10 ** 6)
     calls = []
     monkeypatch.setattr(Denoiser, "__call__", lambda self, *a: calls.append(1))
     _fails(["demo", "--method", method, "--frames", "100", "--out", str(tmp_path / "x.webp")], capsys,
@@ -119,7 +119,7 @@ def test_frames_that_do_not_fit_in_memory_are_refused_before_sampling(method, ad
 
 
 def test_fifo_frames_dir_streams_pngs_and_keeps_none(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(commands, "_available_memory", lambda: 10 ** 6)  # kept frames would not fit; none are kept
+    monkeypatch.setattr(commands, "available_memory", lambda: 10 ** 6)  # kept frames would not fit; none are kept
     folder = tmp_path / "frames"
     assert main(["demo", "--method", "fifo", "--frames", "3", "--frames-dir", str(folder)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == [f"frame_00000{i}.png" for i in range(3)]
