@@ -8,7 +8,8 @@ import torch
 from ..core import fifo
 from ..core.image_tokens import ImageTokens
 from . import comfy_glue as glue
-from .inputs import BOOLEAN, FLOAT, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output, validates, video_latent
+from .inputs import (BOOLEAN, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output, validates,
+                     video_latent)
 from .t2v_nodes import guided_denoiser
 
 CATEGORY = "zero-shot video"
@@ -88,12 +89,13 @@ class FIFOQueueWithImageEmbed:
             "filename_prefix": STRING("Output subfolder prefix for stream_to_disk.", "fifo/frames", multiline=False),
             "keep_frames": BOOLEAN(True, "Return all frames. Off (needs stream_to_disk): only the last frame is "
                                    "returned and memory stays flat however long the video."),
+            "guidance_2": GUIDANCE_2(),
         }, "hidden": HIDDEN}
 
     def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
                  guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,
                  image_scale=1.0, prompt_schedule=None, stream_to_disk=False, filename_prefix="fifo/frames",
-                 keep_frames=True):
+                 keep_frames=True, guidance_2=-1.0):
         model = backbone.ready()
         window = fifo.window_latent_frames(model, window_frames, lookahead)
         plan = fifo.fifo_plan(model.schedule, window, partitions, lookahead, model.max_frames)
@@ -132,7 +134,7 @@ class FIFOQueueWithImageEmbed:
             progress.update(k, preview.pop("frame", None))
 
         frames, latents = fifo.fifo_video(
-            model, guided_denoiser(model, guidance), plan, cond, base, latent_count, generator=generator(seed), eta=eta,
+            model, guided_denoiser(model, guidance, guidance_2), plan, cond, base, latent_count, generator=generator(seed), eta=eta,
             window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
             keep_frames=keep_frames, seed_image_scale=image_scale if seed_image_from_base_clip else None,
             on_step=on_step,

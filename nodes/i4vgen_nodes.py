@@ -10,7 +10,8 @@ from ..core.reward import load_reward_model
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
 from ..core.t2v import noise_like
-from .inputs import (COMBO, FLOAT, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, latent_output, validates,
+from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, latent_output,
+                     validates,
                      video_latent)
 from .t2v_nodes import CATEGORY, MAX_SIDE, guided_denoiser
 
@@ -102,10 +103,11 @@ class RewardSelectAnchor:
         }, "optional": {
             "candidates": LINK("IMAGE", "Score these images instead of sampling (a batch from any image model, or "
                                         "one user image). They must be width × height: resize them first."),
+            "guidance_2": GUIDANCE_2(),
         }}
 
     def select(self, backbone, conditioning, reward_model, frames, width, height, steps, guidance, seed,
-               num_candidates, candidates=None):
+               num_candidates, candidates=None, guidance_2=-1.0):
         model = backbone.ready()
         check_size(width, height)
         check_frames(model, frames)
@@ -134,7 +136,7 @@ class RewardSelectAnchor:
             gen = generator(seed)
             noise = i4vgen.candidate_noise(shape, num_candidates or shape[2], gen).to(model.device)
             selection = i4vgen.generate_and_select(
-                guided_denoiser(model, guidance), model.schedule, conditioning, noise, steps, shape[2],
+                guided_denoiser(model, guidance, guidance_2), model.schedule, conditioning, noise, steps, shape[2],
                 decode=lambda latents: model.decode(latents), score=score, generator=gen, still=model.still_video,
                 on_step=_progress())
         text = i4vgen.format_scores(selection)
@@ -181,9 +183,11 @@ class NIVSDSOptimize:
                                  ",".join(f"{s:g}" for s in i4vgen.DEFAULT_STEP_SIZES), multiline=False),
             "seed": SEED("Seed of the fixed noise ε, drawn from a stream of its own: independent of the candidates' and "
                          "the regeneration's noise even when their nodes use the same seed."),
+        }, "optional": {
+            "guidance_2": GUIDANCE_2(),
         }}
 
-    def optimize(self, backbone, conditioning, latent, steps, guidance, p, step_sizes, seed):
+    def optimize(self, backbone, conditioning, latent, steps, guidance, p, step_sizes, seed, guidance_2=-1.0):
         model = backbone.ready()
         check_steps(steps)
         sizes = i4vgen.parse_step_sizes(step_sizes)
@@ -200,6 +204,6 @@ class NIVSDSOptimize:
                 preview = model.decode(current[:1, :, :1])[0]
             progress.update(k, preview)
 
-        out = i4vgen.ni_vsds(guided_denoiser(model, guidance), model.schedule, conditioning, x, noise, steps,
+        out = i4vgen.ni_vsds(guided_denoiser(model, guidance, guidance_2), model.schedule, conditioning, x, noise, steps,
                              iterations, sizes, on_step=on_step)
         return (latent_output(model, out.to(glue.output_device())),)

@@ -44,6 +44,18 @@ def SEED(tooltip: str = "Seed of every random draw of this node: the same seed g
     return ("INT", {"default": 0, "min": 0, "max": SEED_MAX, "control_after_generate": True, "tooltip": tooltip})
 
 
+def GUIDANCE_2():
+    """The low-noise expert's own guidance scale, an optional input of every sampling node."""
+    return FLOAT(-1.0, -1.0, 50.0, "Wan 2.2 A14B only: the guidance scale of the low-noise expert, which denoises "
+                 "the levels below the model's boundary (Wan 2.2's reference: guidance 4, guidance_2 3). -1 = the same "
+                 "as guidance. Single-model backbones ignore it.", step=0.1)
+
+
+def low_noise_guidance(guidance_2: float) -> float | None:
+    """GUIDANCE_2's value for the Denoiser: None (the same as guidance) for the -1 default."""
+    return None if guidance_2 < 0 else guidance_2
+
+
 FROM_LATENT_STREAM = "from_latent"
 """T2VSampler's stream when it starts from an input latent (I4VGen's regeneration, SDEdit)."""
 NIVSDS_STREAM = "nivsds"

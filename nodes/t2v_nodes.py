@@ -7,17 +7,18 @@ from ..core.denoiser import Denoiser
 from ..core.t2v import GRIDS, noise_like, sample_t2v
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
-from .inputs import (COMBO, FLOAT, FROM_LATENT_STREAM, INT, LINK, SEED, generator, latent_output, validates,
-                     video_latent)
+from .inputs import (COMBO, FLOAT, FROM_LATENT_STREAM, GUIDANCE_2, INT, LINK, SEED, generator, latent_output,
+                     low_noise_guidance, validates, video_latent)
 
 CATEGORY = "zero-shot video"
 MAX_SIDE = 4096
 
 
-def guided_denoiser(backbone, guidance):
+def guided_denoiser(backbone, guidance, guidance_2=-1.0):
     """A Denoiser that checks ComfyUI's interrupt flag before every model call and every block inside it, and
     refuses a first call that cannot fit in the compute device's free memory."""
-    return Denoiser(backbone, guidance, check=glue.check_interrupt, free_memory=glue.free_memory)
+    return Denoiser(backbone, guidance, guidance_2=low_noise_guidance(guidance_2), check=glue.check_interrupt,
+                    free_memory=glue.free_memory)
 
 
 @validates(check_size)
@@ -57,10 +58,11 @@ class T2VSampler:
                           "as the FIFO reference samples its base clip: use it with steps = window_frames × partitions "
                           "for a FIFOQueueWithImageEmbed base clip (steps − 1 model calls: its last reference step "
                           "changes nothing).", "backbone"),
+            "guidance_2": GUIDANCE_2(),
         }}
 
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
-               denoise=1.0, grid="backbone"):
+               denoise=1.0, grid="backbone", guidance_2=-1.0):
         model = backbone.ready()
         check_steps(steps)
         if not 0.0 <= denoise <= 1.0:
@@ -75,7 +77,7 @@ class T2VSampler:
             check_frames(model, frames)
             shape = model.latent_shape(frames, width, height)
             init = None
-        denoiser = guided_denoiser(model, guidance)
+        denoiser = guided_denoiser(model, guidance, guidance_2)
         denoiser.check_fits(shape)
         noise = noise_like(shape, gen).to(model.device)
         progress = glue.Progress(steps)

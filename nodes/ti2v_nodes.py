@@ -9,7 +9,7 @@ from ..core.strategies import NoiseInit, Resample
 from ..core.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
 from ..core.validation import check_size
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, HIDDEN, INT, LINK, SEED, generator, latent_output, validates
+from .inputs import COMBO, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, generator, latent_output, validates
 from .t2v_nodes import MAX_SIDE, guided_denoiser
 
 log = logging.getLogger(__name__)
@@ -146,14 +146,15 @@ class RepeatAndSlideSampler:
                                          "tooltip": "Keep the queue as latents instead of pixels: skips one VAE "
                                                     "encode per frame, but is not the paper's method (which "
                                                     "decodes and re-encodes every new frame)."}),
+            "guidance_2": GUIDANCE_2(),
         }, "hidden": HIDDEN}
 
     def sample(self, backbone, conditioning, anchor, num_frames, model_frames, steps, guidance, seed,
-               noise_init=None, resample=None, latent_queue=False):
+               noise_init=None, resample=None, latent_queue=False, guidance_2=-1.0):
         check_settings(num_frames, steps, model_frames)
         noise_init, resample = noise_init or NoiseInit(), resample or Resample()
         model = backbone.ready()
-        denoiser = guided_denoiser(model, guidance)
+        denoiser = guided_denoiser(model, guidance, guidance_2)
         grid = ti2v_grid(model.schedule, steps)
         if len(grid) != steps:
             log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",

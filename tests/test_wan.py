@@ -172,3 +172,23 @@ def test_the_text_encoder_is_not_kept_with_the_model(wan):
     assert "text_encoder" not in dict(backbone.modules.named_children()), "the memory manager never moves it"
     encode_text(backbone, PROMPT, "")
     assert next(backbone.text_encoder.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("name", [standin_models.WAN22_A14B, standin_models.WAN21])
+def test_sampler_node_guidance_2_is_the_low_noise_experts_scale(name, _models_env):
+    """T2VSampler's guidance_2 reaches the Denoiser: on A14B it changes the video (-1 = guidance for both
+    experts; the Denoiser's two scales are checked against WanPipeline's guidance_scale_2 above); single-model
+    backbones ignore it."""
+    from zeroshot_video.nodes.backbone_nodes import T2VTextEncode
+    from zeroshot_video.nodes.t2v_nodes import T2VSampler
+    backbone = _load(name)
+    cond = T2VTextEncode().encode(backbone, PROMPT, "blurry")[0]
+    size = SIZES[name]
+
+    def sample(**extra):
+        return T2VSampler().sample(backbone, cond, frames=5, width=size, height=size, steps=3, guidance=5.0,
+                                   eta=0.0, seed=1, **extra)[0]["samples"]
+
+    same, explicit_same, other = sample(), sample(guidance_2=5.0), sample(guidance_2=2.0)
+    assert torch.equal(same, explicit_same)
+    assert torch.equal(same, other) == (name == standin_models.WAN21)

@@ -484,7 +484,7 @@ WAN_FIFO_WINDOW, WAN_FIFO_SIDE = 5, 64
 
 
 def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_note: str, needs: str,
-                   prompt: str) -> dict:
+                   prompt: str, guidance_2: float = -1.0) -> dict:
     """Base clip (grid "fifo", steps = latent frames of the window × partitions) → FIFO queue streamed to disk."""
     latent_window = (WAN_FIFO_WINDOW - 1) // 4 + 1
     size = {"width": WAN_FIFO_SIDE, "height": WAN_FIFO_SIDE}
@@ -512,12 +512,13 @@ def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_
             [_wan(1, model), _wan_prompt(2, 1, prompt)],
             [{"id": 3, "type": "T2VSampler", "group": "Base clip",
               "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": WAN_FIFO_WINDOW, **size,
-                         "steps": latent_window * 4, "guidance": guidance, "eta": 1.0, "seed": 42, "grid": "fifo"}}],
+                         "steps": latent_window * 4, "guidance": guidance, "eta": 1.0, "seed": 42, "grid": "fifo",
+                         "guidance_2": guidance_2}}],
             [{"id": 4, "type": "FIFOQueueWithImageEmbed", "group": "FIFO-Diffusion", "size": [360, 560],
               "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "base_clip": (3, 0), "num_frames": 1001,
                          "window_frames": WAN_FIFO_WINDOW, "partitions": 4, "lookahead": True, "eta": 1.0,
                          "guidance": guidance, "seed": 42, "window_batch": 1, "stream_to_disk": True,
-                         "filename_prefix": f"zeroshot_video/{name}_frames"}}],
+                         "filename_prefix": f"zeroshot_video/{name}_frames", "guidance_2": guidance_2}}],
             *_save(5, (4, 0), name, fps=16),
         ],
     }
@@ -533,11 +534,11 @@ WAN_22_FIFO_LONG = _wan_fifo_long(
     "wan22_fifo_long", models.WAN22_A14B, 4.0,
     "Long text-to-video at constant memory on Wan 2.2 T2V A14B (FIFO-Diffusion): 1,001 frames.",
     "Wan 2.2 A14B has two experts: the high-noise one denoises the queue's noisier latent frames, the low-noise "
-    "one the cleaner ones (the switch is at the model's boundary_ratio), so one queue step runs both. Guidance "
-    "4: the node has one guidance input and the low-noise expert uses the same scale (Wan 2.2's reference "
-    "settings use 4 for the high-noise and 3 for the low-noise expert).\n",
+    "one the cleaner ones (the switch is at the model's boundary_ratio), so one queue step runs both, each frame "
+    "with its own expert's guidance: guidance 4 (high-noise) and guidance_2 3 (low-noise), Wan 2.2's reference "
+    "settings, in both nodes.\n",
     NEEDS_WAN22_A14B,
-    "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality")
+    "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality", guidance_2=3.0)
 
 WAN_I4VGEN = {
     "name": "wan_i4vgen",
