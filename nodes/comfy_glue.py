@@ -156,20 +156,33 @@ class FrameStream:
             self.pending, self.sent_at = [], self.clock()
 
 
-def _frame_stream() -> FrameStream | None:
-    """A stream to the client that queued the running prompt, addressed to the executing node (found as
-    ComfyUI's own progress hook finds it); None when no browser is connected to watch."""
+def _prompt_server():
+    """ComfyUI's running PromptServer, or None (outside ComfyUI, or before its server exists)."""
+    if not IN_COMFYUI:
+        return None
     try:
-        from comfy_execution.utils import get_executing_context
         from server import PromptServer
     except ImportError:
         return None
-    server = getattr(PromptServer, "instance", None)
+    return getattr(PromptServer, "instance", None)
+
+
+def _running(server) -> tuple:
+    """(node id, prompt id) of the node ComfyUI is executing, found as its own progress hook finds them."""
+    from comfy_execution.utils import get_executing_context
+    context = get_executing_context()
+    if context is not None:
+        return context.node_id, context.prompt_id
+    return server.last_node_id, server.last_prompt_id
+
+
+def _frame_stream() -> FrameStream | None:
+    """A stream to the client that queued the running prompt, addressed to the executing node (found as
+    ComfyUI's own progress hook finds it); None when no browser is connected to watch."""
+    server = _prompt_server()
     if server is None or not (server.sockets if server.client_id is None else server.client_id in server.sockets):
         return None
-    context = get_executing_context()
-    node = context.node_id if context is not None else server.last_node_id
-    prompt = context.prompt_id if context is not None else server.last_prompt_id
+    node, prompt = _running(server)
     client = server.client_id
     return FrameStream(lambda event, data: server.send_sync(event, data, client), {"node": node, "prompt_id": prompt})
 
@@ -216,19 +229,11 @@ class LoadedBackbone:
 def progress_text(text: str) -> None:
     """``text`` shown on the running node (ComfyUI's progress text), for what the user should see without reading
     the log; nothing outside ComfyUI, or on a ComfyUI without progress text."""
-    if not IN_COMFYUI:
-        return
-    try:
-        from comfy_execution.utils import get_executing_context
-        from server import PromptServer
-    except ImportError:
-        return
-    server = getattr(PromptServer, "instance", None)
+    server = _prompt_server()
     send = getattr(server, "send_progress_text", None)
     if send is None:
         return
-    context = get_executing_context()
-    node = context.node_id if context is not None else server.last_node_id
+    node = _running(server)[0]
     if node is not None:
         send(text, node)
 
@@ -236,12 +241,6 @@ def progress_text(text: str) -> None:
 def add_prompt_handler(handler) -> None:
     """Has ComfyUI call ``handler(body) -> body`` on every POST /prompt body before it validates the prompt;
     nothing outside ComfyUI."""
-    if not IN_COMFYUI:
-        return
-    try:
-        from server import PromptServer
-    except ImportError:
-        return
-    server = getattr(PromptServer, "instance", None)
+    server = _prompt_server()
     if server is not None and handler not in getattr(server, "on_prompt_handlers", ()):
         server.add_on_prompt_handler(handler)
