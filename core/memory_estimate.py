@@ -3,12 +3,11 @@
 An absurd request (1024 frames at 4096², one UNet call) otherwise runs for minutes before the allocator gives up,
 or pushes the machine into swap. The estimate counts only what certainly exists at once, so it never refuses work
 that would fit: during a model call, the network's input (the latent stacked over the classifier-free-guidance
-branches, in the model's dtype) and two activations at the first block's resolution and at the widest feature
-width every block there has, on every branch (a UNet's conv_in output, kept for a skip connection, and its first
-resnet's output; a patchifying transformer's feed-forward projection and its activation, or two tensors at its inner
-width if that is wider); while sampling, also the float32 latent the sampler holds; while decoding, a layer's input
-and output at a decoder's last stage on one chunk (the pack never tiles the VAE), and the decoded float frames on
-the output device. Weights are already resident when the check runs, so they are in neither side of the comparison.
+branches, in the model's dtype) and, on every branch, tensors at the first block's resolution and at the widest
+feature width every block there has: two for a patchifying transformer (its feed-forward projection and its
+activation, or two at its inner width if that is wider), ten for a UNet (UNET_ACTIVATION_COPIES); while
+sampling, also the float32 latent the sampler holds; while decoding, a layer's input and output at a decoder's last
+stage on one chunk (the pack never tiles the VAE), and the decoded float frames on the output device. Weights are already resident when the check runs, so they are in neither side of the comparison.
 """
 from __future__ import annotations
 
@@ -21,6 +20,12 @@ from .model_file_checks import available_memory
 
 GB = 1e9
 ACTIVATION_COPIES = 2  # two tensors at the widest width exist at the same time
+UNET_ACTIVATION_COPIES = 10
+"""A UNet holds far more than two tensors at its first width: every down block's output waits for its skip
+connection, and its norms and attention work on copies. One call of the ModelScope stand-in measured 18–20 such
+tensors per branch (peak RSS over the call, 64 and 256 frames at 32×32 latents); 10 keeps a margin of about 2×
+against refusing work that would fit. (Wan's transformer measured about 6 of its feed-forward width: 2 are
+counted.)"""
 FreeMemory = Callable[[torch.device], "int | None"]
 """``free_memory(device)``: bytes free on ``device``, or None when unknown (then nothing is checked)."""
 
@@ -51,22 +56,24 @@ def _bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def _network_first_block(backbone) -> tuple[int, tuple[int, int, int]]:
-    """(feature width, latent cells per position (frames, h, w)) at the network's first block."""
+def _network_first_block(backbone) -> tuple[int, tuple[int, int, int], int]:
+    """(feature width, latent cells per position (frames, h, w), tensors of that width certainly alive at once)
+    at the network's first block."""
     transformer = getattr(backbone, "transformer", None)
     if transformer is not None:  # patchified tokens, each block at the inner width and its feed-forward width
         config = transformer.config
         width = max(int(config.num_attention_heads) * int(config.attention_head_dim), int(config.ffn_dim))
-        return width, tuple(int(p) for p in config.patch_size)
-    return int(backbone.unet.config.block_out_channels[0]), (1, 1, 1)  # conv_in keeps the latent's grid
+        return width, tuple(int(p) for p in config.patch_size), ACTIVATION_COPIES
+    # conv_in keeps the latent's grid
+    return int(backbone.unet.config.block_out_channels[0]), (1, 1, 1), UNET_ACTIVATION_COPIES
 
 
 def activation_bytes(backbone, latent_shape, branches: int = 2) -> int:
     """Activation bytes one model call on latents ``[B, C, F, h, w]`` with ``branches`` CFG branches needs at least."""
     batch, _, frames, h, w = (int(s) for s in latent_shape)
-    width, (pf, ph, pw) = _network_first_block(backbone)
+    width, (pf, ph, pw), copies = _network_first_block(backbone)
     positions = batch * math.ceil(frames / pf) * (h // ph) * (w // pw)
-    return branches * positions * width * _bytes(backbone.dtype) * ACTIVATION_COPIES
+    return branches * positions * width * _bytes(backbone.dtype) * copies
 
 
 def model_call_bytes(backbone, latent_shape, branches: int = 2) -> int:
