@@ -113,6 +113,8 @@ def _remove_node(node):
     return lambda prompt: prompt.pop(node)
 
 
+# FLOAT inputs are checked by the pack's own validation (ComfyUI's range check lets NaN through): their errors are
+# custom_validation_failed, naming the input.
 # id: (change to the small t2v_basic prompt, where the error must be: (node id, error type, input name or None)
 # for node_errors, or ("prompt", error type, text in the message) for prompt-level errors).
 MALFORMED = {
@@ -128,10 +130,10 @@ MALFORMED = {
     "steps_above_max": (_set("3", "steps", 100000), ("3", "value_bigger_than_max", "steps")),
     "steps_not_a_number": (_set("3", "steps", "many"), ("3", "invalid_input_type", "steps")),
     "frames_zero": (_set("3", "frames", 0), ("3", "value_smaller_than_min", "frames")),
-    "guidance_above_max": (_set("3", "guidance", 51.0), ("3", "value_bigger_than_max", "guidance")),
-    "eta_below_min": (_set("3", "eta", -0.5), ("3", "value_smaller_than_min", "eta")),
+    "guidance_above_max": (_set("3", "guidance", 51.0), ("3", "custom_validation_failed", "guidance")),
+    "eta_below_min": (_set("3", "eta", -0.5), ("3", "custom_validation_failed", "eta")),
     "seed_negative": (_set("3", "seed", -1), ("3", "value_smaller_than_min", "seed")),
-    "denoise_above_max": (_set("3", "denoise", 1.5), ("3", "value_bigger_than_max", "denoise")),
+    "denoise_above_max": (_set("3", "denoise", 1.5), ("3", "custom_validation_failed", "denoise")),
     "decode_chunk_zero": (_set("4", "chunk", 0), ("4", "value_smaller_than_min", "chunk")),
     "width_not_multiple_of_8": (_set("3", "width", 100), ("3", "custom_validation_failed", "width")),
     "height_not_multiple_of_8": (_set("3", "height", 60), ("3", "custom_validation_failed", "height")),
