@@ -86,7 +86,7 @@ def test_interrupt_during_a_long_fifo_run_stops_it_within_a_unet_call_and_the_ne
     one_call = (ticks[-1] - ticks[0]) / (len(ticks) - 1)  # one emitted frame = one batched UNet call here
     assert interrupted_after < one_call + 0.5, (interrupted_after, one_call)
     assert len(late_ticks) <= 1, late_ticks  # at most the frame whose call was already under way
-    entry = comfyui.get(f"/history/{prompt_id}")[1][prompt_id]
+    entry = _history_entry(comfyui, prompt_id)  # ComfyUI stores it just after it sends execution_interrupted
     assert entry["status"]["status_str"] == "error"
     assert client._outcome(entry) == (client.FAILED, f"interrupted in node {fifo_node} (FIFOQueueWithImageEmbed)")
 
@@ -95,6 +95,16 @@ def test_interrupt_during_a_long_fifo_run_stops_it_within_a_unet_call_and_the_ne
     printed = capsys.readouterr()
     assert code == client.OK, printed.err + comfyui.log_tail()
     assert any(line.endswith(".mp4") for line in printed.out.splitlines())
+
+
+def _history_entry(comfyui, prompt_id: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = (comfyui.get(f"/history/{prompt_id}")[1] or {}).get(prompt_id)
+        if entry is not None or time.monotonic() > deadline:
+            assert entry is not None, f"no history entry for {prompt_id} within {timeout:.0f} s"
+            return entry
+        time.sleep(0.2)
 
 
 def _set(node, name, value):
