@@ -67,6 +67,9 @@ class WanBackbone(VideoBackbone):
         self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae)
         self.modules.eval().requires_grad_(False)
         text_encoder.eval().requires_grad_(False)
+        # memory_options.NetworkSwap when the two experts take turns on the GPU (A14B on a 24 GB card); None when
+        # the model manager keeps them where they are.
+        self.network_swap = None
 
     # --- shapes ------------------------------------------------------------------------------------
     @property
@@ -191,6 +194,8 @@ class WanBackbone(VideoBackbone):
         timestep = torch.cat([self._timesteps(model_t, batch, frames, tokens)] * branches)
 
         def run(transformer) -> torch.Tensor:
+            if self.network_swap is not None:
+                self.network_swap.use(transformer)
             out = transformer(hidden_states=sample, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
             return out.to(x.dtype)
 
@@ -205,7 +210,13 @@ class WanBackbone(VideoBackbone):
             else:  # a window across the boundary: each frame from the expert of its own level
                 mask = (high if high.dim() == 2 else high.reshape(-1, 1).expand(batch, frames))
                 mask = torch.cat([mask] * branches).view(branches * batch, 1, frames, 1, 1).to(x.device)
-                out = torch.where(mask, run(self.transformer), run(self.transformer_2))
+                # the expert already on the GPU runs first, so experts taking turns swap once per such call
+                low_first = self.network_swap is not None and self.network_swap.is_resident(self.transformer_2)
+                if low_first:
+                    low_out = run(self.transformer_2)
+                    out = torch.where(mask, run(self.transformer), low_out)
+                else:
+                    out = torch.where(mask, run(self.transformer), run(self.transformer_2))
         return list(out.chunk(branches))
 
     # --- pixels --------------------------------------------------------------------------------------
