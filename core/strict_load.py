@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from .model_file_checks import ModelFileError, check_safetensors, loading
+from .model_file_checks import ModelFileError, abridge, check_safetensors, loading
 
 SHOWN = 5  # tensor names listed in a message before "and N more"
 UNUSED_RECORD = "Some weights of the model checkpoint were not used"  # diffusers' log line for them
@@ -102,13 +102,16 @@ class _ReadRecord(dict):
         return _ReadRecord(self, record=self.read)
 
 
-class _Records(logging.Handler):
+class _Seen(logging.Filter):
+    """Records each message as a logger first sees it (before the pack's own filters shorten it)."""
+
     def __init__(self):
-        super().__init__(logging.WARNING)
+        super().__init__()
         self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         self.messages.append(record.getMessage())
+        return True
 
 
 class _Below(logging.Filter):
@@ -124,18 +127,22 @@ class _Below(logging.Filter):
 def _library_warnings():
     """diffusers' warnings during the block, seen whatever verbosity the user chose for the library (its own
     handlers still show only what that verbosity lets through)."""
-    logger = logging.getLogger("diffusers")
-    records, level, shown = _Records(), logger.level, _Below(logger.getEffectiveLevel())
-    for handler in logger.handlers:
+    root = logging.getLogger("diffusers")
+    loggers = [root] + [logger for name, logger in logging.Logger.manager.loggerDict.items()
+                        if isinstance(logger, logging.Logger) and name.startswith("diffusers.")]
+    seen, level, shown = _Seen(), root.level, _Below(root.getEffectiveLevel())
+    for handler in root.handlers:
         handler.addFilter(shown)
-    logger.addHandler(records)
-    logger.setLevel(min(logger.getEffectiveLevel(), logging.WARNING))
+    for logger in loggers:
+        logger.addFilter(seen)
+    root.setLevel(min(root.getEffectiveLevel(), logging.WARNING))
     try:
-        yield records.messages
+        yield seen.messages
     finally:
-        logger.removeHandler(records)
-        logger.setLevel(level)
-        for handler in logger.handlers:
+        root.setLevel(level)
+        for logger in loggers:
+            logger.removeFilter(seen)
+        for handler in root.handlers:
             handler.removeFilter(shown)
 
 
@@ -159,12 +166,15 @@ def _unloaded(model: nn.Module) -> list[str]:
     return [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
 
 
-def _unused_converted(messages: list[str]) -> list[str] | None:
-    """The converted tensor names diffusers logged as unused, or None when it logged none."""
+def _unused_converted(messages: list[str]) -> str | None:
+    """The converted tensors diffusers logged as unused (how many, which), or None when it logged none."""
     for message in messages:
         if message.startswith(UNUSED_RECORD):
             found = re.search(r"\[['\"](.*)['\"]\]", message, re.S)
-            return found.group(1).split(", ") if found else [message.split(":", 1)[-1].strip()]
+            if not found:
+                return f"tensors this model has no place for ({abridge(message.split(':', 1)[-1].strip())})"
+            names = found.group(1).split(", ")
+            return f"{len(names)} tensor(s) this model has no place for (after conversion: {listed(names)})"
     return None
 
 
@@ -177,11 +187,12 @@ def single_file_model(cls, state_dict: dict[str, torch.Tensor], file: Path, what
                       subfolder: str | None = None, ignored: Callable[[str], bool] = never):
     """``cls`` (a diffusers model class) loaded from ``state_dict`` (the tensors of ``file``, original layout)
     with the config in ``config_dir`` (or its ``subfolder``), never the hub; every tensor not ``ignored`` must be
-    used and every parameter loaded, in the right shape. ``state_dict`` itself is left as it was."""
+    used and every parameter loaded, in the right shape. The ``ignored`` tensors (another part's, in a file of
+    several parts) are not given to the conversion at all. ``state_dict`` itself is left as it was."""
     file = Path(file)
     advice = (f"'{file.name}' is not a complete {what} of the kind its tensors suggest, or is damaged. "
               f"Download it again, or choose the file made for this slot.")
-    source = _ReadRecord(state_dict)
+    source = _ReadRecord({k: v for k, v in state_dict.items() if not ignored(k)})
     with _created(cls) as models, _library_warnings() as warnings:
         try:
             with loading(file, what):
@@ -209,8 +220,7 @@ def single_file_model(cls, state_dict: dict[str, torch.Tensor], file: Path, what
                      advice)
     converted = _unused_converted(warnings)
     if converted:
-        raise _fault(file, what, f"has {len(converted)} tensor(s) this model has no place for (after conversion: "
-                     f"{listed(converted)})", advice)
+        raise _fault(file, what, f"has {converted}", advice)
     unloaded = _unloaded(model)
     if unloaded:  # a library version that leaves meta tensors without failing
         raise _fault(file, what, f"lacks {len(unloaded)} tensor(s) the model needs ({listed(unloaded)})", advice)
