@@ -6,8 +6,8 @@ in models/vae and choose it as the VAE" needs the kind, which every format marks
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .model_file_checks import ModelFileError
 

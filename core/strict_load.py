@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -170,7 +170,7 @@ def _unused_converted(messages: list[str]) -> str | None:
     """The converted tensors diffusers logged as unused (how many, which), or None when it logged none."""
     for message in messages:
         if message.startswith(UNUSED_RECORD):
-            found = re.search(r"\[['\"](.*)['\"]\]", message, re.S)
+            found = re.search(r"\[['\"](.*)['\"]\]", message, re.DOTALL)
             if not found:
                 return f"tensors this model has no place for ({abridge(message.split(':', 1)[-1].strip())})"
             names = found.group(1).split(", ")

@@ -17,7 +17,6 @@ need it.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,7 +37,7 @@ TRANSFORMER_CONSTANTS = {"qk_norm": "rms_norm_across_heads", "cross_attn_norm": 
 TEXT_TO_VIDEO = {16, 48}  # latent channels of the text-to-video transformers (2.1 and A14B; TI2V-5B)
 SHIFT = {"2.1": 3.0, "A14B": 12.0, "TI2V-5B": 5.0}  # official shifts (2.1 at 480p)
 BOUNDARY_RATIO = 0.875  # A14B: the high-noise expert above 875 of 1000
-VAE_FOR_CHANNELS = {16: ("wan21_vae", "wan_2.1_vae.safetensors"), 48: ("wan22_vae", "wan2.2_vae.safetensors")}
+VAE_FOR_CHANNELS = {16: "the Wan 2.1 VAE (wan_2.1_vae.safetensors)", 48: "the Wan 2.2 VAE (wan2.2_vae.safetensors)"}
 TRANSFORMER = "Wan diffusion model"
 VAE = "Wan VAE"
 TEXT_ENCODER = "UMT5 text encoder"
@@ -117,7 +116,8 @@ _VAE_TOP = {"quant_conv": "conv1", "post_quant_conv": "conv2", "conv_in": "conv1
 
 def vae_comfy_name(name: str, config: dict) -> str:
     """The name ComfyUI's Wan VAE gives the diffusers AutoencoderKLWan tensor ``name`` (2.1 or 2.2 layout, read
-    from ``config``). Used both ways: to load a 2.2 file, and by the stand-in writer."""
+    from ``config``). The one mapping both ways: the loader looks each model tensor up under this name, the
+    stand-in writer saves it under it."""
     residual = bool(config.get("is_residual"))
     blocks = int(config["num_res_blocks"])
     parts = name.split(".")
@@ -178,7 +178,10 @@ def _levels(state: dict, version: str) -> list[tuple[list[int], bool | None]]:
 def vae_config(state: dict, version: str, file: Path) -> dict:
     """The shipped config of ``version`` ("wan21_vae" / "wan22_vae") with the widths of the file's tensors."""
     config = {k: v for k, v in read_json(CONFIGS / version / "config.json").items() if not k.startswith("_")}
-    levels = _levels(state, version)
+    try:
+        levels = _levels(state, version)
+    except (ValueError, IndexError):  # a block index that is not a number
+        levels = []
     base = _shape(state, "encoder.conv1.weight", file, VAE)[0]
     z_dim = _shape(state, "conv2.weight", file, VAE)[0]
     if not levels or not levels[0][0] or any(len(w) != len(levels[0][0]) for w, _ in levels) or any(
@@ -192,7 +195,7 @@ def vae_config(state: dict, version: str, file: Path) -> dict:
                   scale_factor_temporal=2 ** sum(temporal))
     pixels_in = _shape(state, "encoder.conv1.weight", file, VAE)[1]
     if version == "wan22_vae":
-        patch = int(round((pixels_in / 3) ** 0.5))
+        patch = round((pixels_in / 3) ** 0.5)
         config.update(in_channels=pixels_in, out_channels=_shape(state, "decoder.head.2.weight", file, VAE)[0],
                       patch_size=patch, scale_factor_spatial=patch * 2 ** (len(levels) - 1),
                       decoder_base_dim=_shape(state, "decoder.conv1.weight", file, VAE)[0] // config["dim_mult"][-1])
@@ -314,21 +317,19 @@ def load_wan_files(transformer: Path, text_encoder: Path, vae: Path, dtype: torc
     from .wan import WanBackbone
     transformer, vae = Path(transformer), Path(vae)
     high = load_transformer(transformer, dtype, TRANSFORMER)
+    channels = int(high.config.in_channels)
     low = None
     if transformer_2 is not None:
         transformer_2 = Path(transformer_2)
         low = load_transformer(transformer_2, dtype, "Wan low-noise expert (transformer_2)")
-        if _sizes(low) != _sizes(high):
+        if _sizes(low) != _sizes(high) or channels != 16:
             raise ModelFileError(f"'{transformer.name}' and '{transformer_2.name}' are not the two experts of one Wan "
                                  "2.2 A14B model (their sizes differ): choose the high_noise file as the diffusion "
                                  "model and the low_noise file as the second one.")
     decoder = load_vae(vae)
-    channels = int(high.config.in_channels)
     if int(decoder.config.z_dim) != channels:
-        kind, name = VAE_FOR_CHANNELS[channels]
         raise ModelFileError(f"'{vae.name}' makes {decoder.config.z_dim}-channel latents but '{transformer.name}' "
-                             f"works on {channels}: this Wan model needs the {'Wan 2.2' if channels == 48 else 'Wan 2.1'} "
-                             f"VAE ({name} in models/vae).")
+                             f"works on {channels}: this Wan model needs {VAE_FOR_CHANNELS[channels]} from models/vae.")
     encoder, tokenizer = load_text_encoder(text_encoder, dtype)
     if int(encoder.config.d_model) != int(high.config.text_dim):
         raise ModelFileError(f"'{Path(text_encoder).name}' makes {encoder.config.d_model}-wide text embeddings but "
@@ -336,7 +337,6 @@ def load_wan_files(transformer: Path, text_encoder: Path, vae: Path, dtype: torc
                              "made for Wan (umt5_xxl_*.safetensors in models/text_encoders).")
     variant = _variant(high, low)
     shift = SHIFT[variant] if flow_shift is None else float(flow_shift)
-    name = re.sub(r"\.safetensors$", "", transformer.name)
-    return WanBackbone(name, high, decoder, encoder, tokenizer, FlowSchedule(shift=shift, num_train_timesteps=1000),
-                       dtype, transformer_2=low, boundary_ratio=BOUNDARY_RATIO if low is not None else None,
+    return WanBackbone(transformer.stem, high, decoder, encoder, tokenizer,
+                       FlowSchedule(shift=shift, num_train_timesteps=1000), dtype, transformer_2=low, boundary_ratio=BOUNDARY_RATIO if low is not None else None,
                        expand_timesteps=variant == "TI2V-5B")
