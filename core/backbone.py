@@ -325,8 +325,9 @@ def _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, ip_path: P
                              local_files_only=True)
 
 
-def _with_motion(unet2d, adapter, adapter_path: Path, model_dir: Path):
-    """The UNetMotionModel of an SD UNet and a motion adapter, refused with the reason when they do not fit."""
+def _with_motion(unet2d, adapter, adapter_path: Path, model_dir: Path, dtype: torch.dtype):
+    """The UNetMotionModel (in ``dtype``) of an SD UNet and a motion adapter, refused with the reason when they do
+    not fit."""
     from diffusers import UNetMotionModel
     widths, needed = list(adapter.config.block_out_channels), list(unet2d.config.block_out_channels)
     fit = (f"Choose a motion adapter made for '{model_dir.name}' (SD1.5 motion modules for SD1.5 models; SDXL ones "
@@ -335,7 +336,8 @@ def _with_motion(unet2d, adapter, adapter_path: Path, model_dir: Path):
         raise ModelFileError(f"Motion adapter '{adapter_path.name}' is made for a UNet with block widths {widths}, but "
                              f"the UNet of '{model_dir.name}' has {needed}: they do not fit together. {fit}")
     with loading(adapter_path, "The motion adapter", fix=f"It does not fit the UNet of '{model_dir.name}'. {fit}"):
-        return UNetMotionModel.from_unet2d(unet2d, adapter)
+        unet = UNetMotionModel.from_unet2d(unet2d, adapter)
+    return unet if unet.dtype == dtype else unet.to(dtype)
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -366,9 +368,7 @@ def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = 
     if family == "modelscope" and (motion_adapter or ip_adapter or image_encoder):
         raise ModelFileError(f"'{model_dir.name}' is a ModelScope/Zeroscope model: motion adapters and IP-Adapters "
                              "only apply to Stable Diffusion 1.5 folders. Set them to 'none'.")
-    if (ip_adapter is None) != (image_encoder is None):
-        raise ModelFileError("An IP-Adapter needs its CLIP image encoder (models/clip_vision) and vice versa: "
-                             "choose both or neither.")
+    check_ip_pair(ip_adapter, image_encoder)
     tokenizer = load_tokenizer(CLIPTokenizer, model_dir / "tokenizer", "The tokenizer")
     text_encoder = _transformers_part(CLIPTextModel, model_dir / "text_encoder", dtype, "The text encoder")
     vae = _diffusers_part(AutoencoderKL, model_dir / "vae", dtype, "The VAE")
@@ -380,16 +380,28 @@ def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = 
     else:
         adapter = load_motion_adapter(Path(motion_adapter), dtype)
         unet2d = _diffusers_part(UNet2DConditionModel, unet_dir, dtype, "The UNet")
-        unet = _with_motion(unet2d, adapter, Path(motion_adapter), model_dir)
+        unet = _with_motion(unet2d, adapter, Path(motion_adapter), model_dir, dtype)
         del unet2d
-        if unet.dtype != dtype:
-            unet.to(dtype)
         family = "animatediff"
     scheduler = load_scheduler(model_dir, family, timestep_grid)
+    return assemble_backbone(model_dir.name, family, unet, vae, text_encoder, tokenizer, scheduler, dtype,
+                             ip_adapter, image_encoder)
+
+
+def check_ip_pair(ip_adapter, image_encoder) -> None:
+    if (ip_adapter is None) != (image_encoder is None):
+        raise ModelFileError("An IP-Adapter needs its CLIP image encoder (models/clip_vision) and vice versa: "
+                             "choose both or neither.")
+
+
+def assemble_backbone(name: str, family: str, unet, vae, text_encoder, tokenizer, scheduler, dtype: torch.dtype,
+                      ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None) -> Backbone:
+    """The loaded parts as one Backbone, whichever files they came from (a folder or ComfyUI's single files),
+    with the IP-Adapter attached and its image encoder loaded when given."""
     encoder = None
     if ip_adapter is not None:
         _attach_ip_adapter(unet, vae, text_encoder, tokenizer, scheduler, Path(ip_adapter))
         encoder = load_image_encoder(Path(image_encoder), dtype)
         unet.encoder_hid_proj.to(dtype)
-    return Backbone(name=model_dir.name, family=family, unet=unet, vae=vae, text_encoder=text_encoder,
+    return Backbone(name=name, family=family, unet=unet, vae=vae, text_encoder=text_encoder,
                     tokenizer=tokenizer, scheduler=scheduler, dtype=dtype, image_encoder=encoder)
