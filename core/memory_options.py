@@ -2,15 +2,16 @@
 
 Three independent choices, applied once to a loaded backbone (``apply_memory_options``):
 
-- **precision** — ``fp8 storage``: the denoising network's Linear/Conv weights are kept in float8_e4m3fn and cast
-  to the loader's dtype layer by layer as each runs (diffusers' layerwise casting). Half the bytes of bf16; the
-  norms, embeddings and the modules a model keeps in fp32 are skipped, as diffusers does by default, because
-  they are the precision-critical ones.
-- **offload** — ``group offload``: the network's weights live in CPU memory and each block comes to the GPU
+- **precision** — ``fp8 storage``: the Linear/Conv weights of the denoising network(s) and of the text encoder are
+  kept in float8_e4m3fn and cast to the loader's dtype layer by layer as each runs (diffusers' layerwise casting).
+  Half the bytes of bf16; norms, embeddings and the modules a model keeps in fp32 are skipped, as diffusers does
+  by default, because they are the precision-critical ones. The VAE is left as it is (small, and its output is
+  the picture).
+- **offload** — ``group offload``: a network's weights live in CPU memory and each block comes to the GPU
   just before it runs (diffusers' block-level group offload, prefetched on a side CUDA stream), so about one
   block is on the GPU at a time.
 - **experts** (only backbones with two denoising networks, Wan 2.2 A14B): whether the expert not in use leaves
-  the GPU. The two 14B experts do not both fit a 24 GB GPU even in fp8 (2 × 14.3 GB).
+  the GPU. The two 14B experts do not both fit a 24 GB GPU even in fp8 (2 × 14.5 GB).
 
 Everything here works on a backbone's parts, never on its family's name: the denoising networks are the
 diffusers models among ``backbone.modules`` other than the VAE (a UNet, or one or two transformers). What the
@@ -29,19 +30,20 @@ from .backbone import BackboneModules
 DEFAULT, FP8 = "default", "fp8 storage"
 PRECISIONS = {
     DEFAULT: "Weights in the loader's dtype (bf16: 2 bytes per weight; Wan 14B 28.6 GB, 1.3B 2.8 GB).",
-    FP8: "The denoising network's weights stored in float8 (1 byte per weight) and cast to the loader's dtype "
-         "layer by layer as it runs: about half the memory (Wan 14B 14.3 GB, 1.3B 1.4 GB), slightly slower, and "
-         "outputs within fp8 rounding of the default (not bit-identical). Norms and embeddings stay in full "
-         "precision.",
+    FP8: "The weights of the diffusion model and the text encoder stored in float8 (1 byte per weight) and cast to "
+         "the loader's dtype layer by layer as they run: about half the memory (Wan 14B 14.5 GB, 1.3B 1.45 GB, "
+         "UMT5-XXL 6.7 GB), slightly slower, and outputs within fp8 rounding of the default (not bit-identical). "
+         "Norms and embeddings stay in full precision; the VAE is untouched.",
 }
 NONE, GROUP = "none", "group offload"
 OFFLOADS = {
     NONE: "The whole model on the GPU while it runs, moved there by ComfyUI's model manager (fastest).",
-    GROUP: "The denoising network stays in CPU memory and each block comes to the GPU just before it runs, "
-           "prefetched on a side stream while the previous block computes: about one block on the GPU instead of "
-           "the whole network (Wan 14B: ~0.7 GB per block in bf16), at the cost of copying the whole network over "
-           "PCIe once per model call (28.6 GB for Wan 14B in bf16; much of it hidden behind compute at 480p). "
-           "Needs the network's size in free CPU memory.",
+    GROUP: "The diffusion model stays in CPU memory and each block comes to the GPU just before it runs, "
+           "prefetched on a side stream while the previous block computes: about two blocks on the GPU instead of "
+           "the whole model (Wan 14B in bf16: 1.9 GB instead of 28.6 GB), at the cost of copying the whole model "
+           "over PCIe once per model call (much of it hidden behind compute at 480p). Wan's UMT5 text encoder is "
+           "offloaded layer by layer too (for 8 GB GPUs: it is 11.4 GB in bf16). Needs the model's size in free "
+           "CPU memory.",
 }
 AUTO, ONE, BOTH = "auto", "one at a time", "both resident"
 EXPERTS = {
@@ -49,9 +51,16 @@ EXPERTS = {
           "(in ComfyUI its model manager decides). Ignored by single-network models and under group offload.",
     ONE: "Wan 2.2 A14B: only the expert in use is on the GPU; the other moves to CPU memory before it runs. One "
          "swap per run for plain sampling; FIFO windows that straddle the expert boundary swap once per model "
-         "call (one expert upload, 14.3 GB in fp8 or 28.6 GB in bf16: about 0.6–1.2 s at 25 GB/s PCIe 4.0).",
-    BOTH: "Wan 2.2 A14B: both experts stay on the GPU (no swaps; needs 2 × 14.3 GB in fp8, 2 × 28.6 GB in bf16).",
+         "call (one expert upload, 14.5 GB in fp8 or 28.6 GB in bf16: about 0.6–1.2 s at 25 GB/s PCIe 4.0).",
+    BOTH: "Wan 2.2 A14B: both experts stay on the GPU (no swaps; needs 2 × 14.5 GB in fp8, 2 × 28.6 GB in bf16).",
 }
+
+
+TEXT_ENCODER_SKIP = ("norm", "embed", "shared", "relative_attention_bias", r"\.wo$")
+"""What stays in full precision in a text encoder under fp8 storage: norms and embeddings (precision-critical, and
+UMT5's 1 B-parameter vocabulary table is looked up row by row, never multiplied whole), T5's relative-position
+table, and T5's last feed-forward projection ``wo``, whose weight dtype T5 casts its hidden states to (in fp8 that
+raises)."""
 
 
 def networks(backbone) -> list[tuple[str, nn.Module]]:
@@ -82,48 +91,66 @@ def group_offload_bytes(network: nn.Module, prefetch: bool) -> int:
 class NetworkSwap:
     """Denoising networks that take turns on the compute device: ``use(network)`` before each one's call brings
     it there, first sending the others to the offload device when the policy says so (``one at a time``: always;
-    ``auto``: only when the incoming one does not fit beside them).
+    ``auto``: only when the incoming one does not fit beside them, judged by ``free_memory(device)``).
 
-    ``bring(network)`` and ``release(network)`` move one network; a host with its own memory manager (ComfyUI)
-    replaces them so that the manager does the moving and counts the memory. ``free_memory(device)`` (bytes or
-    None) serves the ``auto`` policy outside such a host."""
+    A host with its own memory manager (ComfyUI) sets ``host``, an object with ``bring(network)``,
+    ``release(network)`` and ``on_device(network) -> bool``: the manager then does the moving and the counting,
+    and under ``auto`` evicts what it must itself (the idle expert, or another node's model). ``bring`` is then
+    asked before every call, because the manager may have evicted a network between calls."""
 
     def __init__(self, members: list[nn.Module], device, offload_device, policy: str,
                  free_memory: Callable[[torch.device], int | None] | None = None):
-        self.members, self.policy = members, policy
+        self.members, self.policy, self.free_memory = members, policy, free_memory
         self.device, self.offload_device = torch.device(device), torch.device(offload_device)
-        self.free_memory = free_memory
-        self.resident: list[nn.Module] = []
-        self.bring: Callable[[nn.Module], None] = lambda network: network.to(self.device)
-        self.release: Callable[[nn.Module], None] = lambda network: network.to(self.offload_device)
-        self.decides_itself = False  # True when the host's memory manager evicts for ``auto``
+        self.host = None
+        self.resident: list[nn.Module] = []  # what this object moved to the device (without a host)
 
     def is_resident(self, network: nn.Module) -> bool:
+        if self.host is not None:
+            return self.host.on_device(network)
         return any(network is member for member in self.resident)
 
     def _must_release(self, incoming: nn.Module) -> bool:
         if self.policy == ONE:
             return True
-        if self.decides_itself or self.free_memory is None:
+        if self.host is not None or self.free_memory is None:
             return False
         free = self.free_memory(self.device)
         return free is not None and free < module_bytes(incoming) * 1.1
 
     def use(self, network: nn.Module) -> None:
-        if self.is_resident(network):
+        if self.host is None and self.is_resident(network):
             return
         if self._must_release(network):
-            for other in list(self.resident):
-                self.release(other)
-            self.resident.clear()
-        self.bring(network)
-        self.resident.append(network)
+            for other in self.members:
+                if other is not network and self.is_resident(other):
+                    self._release(other)
+        if self.host is not None:
+            self.host.bring(network)
+        else:
+            network.to(self.device)
+        if not any(network is member for member in self.resident):
+            self.resident.append(network)
 
-    def release_all(self) -> None:
-        """Everything back to the offload device (the host frees the GPU for others)."""
-        for network in self.resident:
-            self.release(network)
-        self.resident.clear()
+    def _release(self, network: nn.Module) -> None:
+        if self.host is not None:
+            self.host.release(network)
+        else:
+            network.to(self.offload_device)
+        self.resident = [member for member in self.resident if member is not network]
+
+
+def group_offload_unavailable() -> str | None:
+    """Why diffusers cannot set group offload up here, or None. Before 0.41 it looks up the machine's accelerator
+    module even for CPU onloading, which fails where there is no GPU (on a GPU machine every version works)."""
+    import diffusers
+    from packaging.version import Version
+    accelerator = getattr(torch, "accelerator", None)
+    if Version(diffusers.__version__).release >= (0, 41) or accelerator is None \
+            or accelerator.current_accelerator() is not None:
+        return None
+    return (f"group offload needs a GPU with diffusers {diffusers.__version__} (from 0.41 on it also runs without "
+            "one); on the CPU choose offload 'none': the weights are in CPU memory already.")
 
 
 def _check(name: str, value: str, options: dict) -> None:
@@ -141,18 +168,25 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     _check("experts", experts, EXPERTS)
     device = torch.device(device if device is not None else backbone.device)
     nets = networks(backbone)
+    if offload == GROUP and group_offload_unavailable():
+        raise ValueError(f"offload '{GROUP}': {group_offload_unavailable()}")
     if precision == FP8:
+        from diffusers.hooks import apply_layerwise_casting
         for _, network in nets:
             # the compute dtype is the loader's, so inputs, skipped layers and upcast weights agree
             network.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype)
+        apply_layerwise_casting(backbone.text_encoder, storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype,
+                                skip_modules_pattern=TEXT_ENCODER_SKIP)
     taken_out = {}
     if offload == GROUP:
+        streams = device.type == "cuda"
         for name, network in nets:
             network.to("cpu")
             network.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
-                                         offload_type="block_level", num_blocks_per_group=1,
-                                         use_stream=device.type == "cuda")
+                                         offload_type="block_level", num_blocks_per_group=1, use_stream=streams)
             taken_out[name] = network
+        if getattr(backbone, "text_encoder_host", False) is None:
+            _offload_text_encoder(backbone, device, streams)
     elif len(nets) > 1 and experts != BOTH:
         taken_out = dict(nets)
         backbone.network_swap = NetworkSwap([network for _, network in nets], device, "cpu", experts, free_memory)
@@ -165,11 +199,41 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     return backbone
 
 
+class _MovedByHooks:
+    """The ``text_encoder_host`` of a group-offloaded text encoder: nothing to move, its hooks bring each layer."""
+
+    def bring(self, module: nn.Module) -> None:
+        pass
+
+    def release(self, module: nn.Module) -> None:
+        pass
+
+
+def _offload_text_encoder(backbone, device: torch.device, streams: bool) -> None:
+    """Leaf-level group offload for a text encoder that comes to the GPU on its own (Wan's UMT5-XXL, 11.4 GB in
+    bf16 and 7.7 GB in fp8 storage, more than an 8 GB GPU holds): each layer comes as it runs. Leaf level because
+    a transformers encoder keeps its blocks one level down, where block-level offload would move it whole."""
+    from diffusers.hooks import apply_group_offloading
+    backbone.text_encoder.to("cpu")
+    apply_group_offloading(backbone.text_encoder, onload_device=device, offload_device=torch.device("cpu"),
+                           offload_type="leaf_level", use_stream=streams)
+    backbone.text_encoder_host = _MovedByHooks()
+
+
+def _largest_leaf_bytes(module: nn.Module) -> int:
+    return max((module_bytes(m) for m in module.modules() if not list(m.children())), default=0)
+
+
 def transient_gpu_bytes(backbone) -> int:
-    """GPU bytes the group-offloaded networks need while a model call runs, beyond what the model manager moved
-    (the blocks on their way through); 0 without group offload (swapped experts are counted as each is brought)."""
+    """GPU bytes the group-offloaded networks (or text encoder) need while they run, beyond what the model manager
+    moved (the blocks on their way through); 0 without group offload (swapped experts and a text encoder that
+    comes whole are counted as each is brought)."""
     options = getattr(backbone, "memory_options", {})
     if options.get("offload") != GROUP:
         return 0
     prefetch = torch.device(options["device"]).type == "cuda"
-    return sum(group_offload_bytes(network, prefetch) for network in backbone._offloaded_networks.values())
+    networks_bytes = sum(group_offload_bytes(network, prefetch) for network in backbone._offloaded_networks.values())
+    encoder_bytes = 0
+    if isinstance(getattr(backbone, "text_encoder_host", None), _MovedByHooks):
+        encoder_bytes = _largest_leaf_bytes(backbone.text_encoder) * (2 if prefetch else 1)
+    return max(networks_bytes, encoder_bytes)  # the text encoder runs before the networks, never beside them

@@ -63,7 +63,9 @@ class WanBackbone(VideoBackbone):
         self.expand_timesteps = expand_timesteps
         self.default_negative_prompt = OFFICIAL_NEGATIVE_PROMPT
         # UMT5-XXL (10.6 GiB in bf16) is not part of what the memory manager keeps on the GPU: it goes there only
-        # to encode prompts and leaves right after (embed_text).
+        # to encode prompts and leaves right after (embed_text), through ``text_encoder_host`` (an object with
+        # bring(module) / release(module)) where a host's memory manager must make room for it and count it.
+        self.text_encoder_host = None
         self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae)
         self.modules.eval().requires_grad_(False)
         text_encoder.eval().requires_grad_(False)
@@ -142,15 +144,21 @@ class WanBackbone(VideoBackbone):
         text = clean_prompt(text)
         tokens = self.tokenizer(text, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                                 add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
-        device = self.device
-        self.text_encoder.to(device)
+        device, host = self.device, self.text_encoder_host
+        if host is not None:
+            host.bring(self.text_encoder)
+        else:
+            self.text_encoder.to(device)
         try:
             mask = tokens.attention_mask.to(device)
             hidden = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
             # Rows past the prompt (and its end token) are exactly zero, as the pipeline and training have them.
             hidden = (hidden * mask.unsqueeze(-1).to(hidden.dtype)).float().cpu()
-        finally:
-            self.text_encoder.to("cpu")  # off the GPU once the prompt is encoded
+        finally:  # off the GPU once the prompt is encoded
+            if host is not None:
+                host.release(self.text_encoder)
+            else:
+                self.text_encoder.to("cpu")
         return hidden, dropped_tail(self.tokenizer, text, TEXT_LENGTH)
 
     # --- the model call ------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
+from ..core.backbone import BackboneModules
 from ..core.memory_estimate import device_free_memory
+from ..core.memory_options import transient_gpu_bytes
 
 try:
     import comfy.model_management as model_management
@@ -58,17 +60,52 @@ def output_device() -> torch.device:
     return model_management.intermediate_device() if IN_COMFYUI else torch.device("cpu")
 
 
+def _patcher(modules):
+    return comfy.model_patcher.ModelPatcher(modules, load_device=model_management.get_torch_device(),
+                                            offload_device=model_management.unet_offload_device())
+
+
+class _Managed:
+    """Modules that come to the GPU one at a time, each under its own ModelPatcher, so that ComfyUI makes room for
+    one when it comes (evicting what it must: another node's model, or under ``auto`` the idle expert), counts it
+    while it is there, and can evict it for another node once it is idle. Serves as ``NetworkSwap.host`` for
+    experts that take turns and as Wan's ``text_encoder_host`` (UMT5, brought for the prompts and released)."""
+
+    def __init__(self, modules):
+        # a plain holder: a diffusers model's read-only ``device`` property would refuse the patcher's bookkeeping
+        self.patchers = {id(module): _patcher(BackboneModules(module=module)) for module in modules}
+
+    def bring(self, module) -> None:
+        model_management.load_models_gpu([self.patchers[id(module)]], force_full_load=True)
+
+    def release(self, module) -> None:
+        self.patchers[id(module)].detach()
+
+    def on_device(self, module) -> bool:
+        return self.patchers[id(module)].loaded_size() > 0
+
+
 def wrap_for_memory_manager(backbone):
-    """A ModelPatcher over the backbone's plain module holder (None outside ComfyUI)."""
+    """A ModelPatcher over what moves to the GPU as one unit, ``backbone.modules`` (None outside ComfyUI).
+
+    What must not go to the GPU with that unit is managed apart: experts taking turns
+    (core.memory_options.NetworkSwap) and Wan's text encoder get a patcher each (``_Managed``); group-offloaded
+    networks get none, since their weights stay in CPU memory and only the blocks in flight use the GPU, which
+    ``bring_to_device`` asks ComfyUI to free as ``memory_required``."""
     if not IN_COMFYUI:
         return None
-    return comfy.model_patcher.ModelPatcher(backbone.modules, load_device=model_management.get_torch_device(),
-                                            offload_device=model_management.unet_offload_device())
+    swap = getattr(backbone, "network_swap", None)
+    if swap is not None:
+        swap.host = _Managed(swap.members)
+    if hasattr(backbone, "text_encoder_host") and backbone.text_encoder_host is None:  # not group-offloaded
+        backbone.text_encoder_host = _Managed([backbone.text_encoder])
+    return _patcher(backbone.modules)
 
 
 def bring_to_device(handle: "LoadedBackbone") -> None:
     if handle.patcher is not None:
-        model_management.load_models_gpu([handle.patcher], force_full_load=True)
+        model_management.load_models_gpu([handle.patcher], memory_required=transient_gpu_bytes(handle.backbone),
+                                         force_full_load=True)
         handle.backbone.device = handle.patcher.load_device
     elif handle.backbone.device != compute_device():
         handle.backbone.to(compute_device())
