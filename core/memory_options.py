@@ -166,6 +166,9 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     _check("precision", precision, PRECISIONS)
     _check("offload", offload, OFFLOADS)
     _check("experts", experts, EXPERTS)
+    if hasattr(backbone, "memory_options"):
+        raise ValueError(f"'{backbone.name}' already has its memory options ({backbone.memory_options}); load it "
+                         "again to choose others.")
     device = torch.device(device if device is not None else backbone.device)
     nets = networks(backbone)
     if offload == GROUP and group_offload_unavailable():
