@@ -29,10 +29,10 @@ from .backbone import BackboneModules
 
 DEFAULT, FP8 = "default", "fp8 storage"
 PRECISIONS = {
-    DEFAULT: "Weights in the loader's dtype (bf16: 2 bytes per weight; Wan 14B 28.6 GB, 1.3B 2.8 GB).",
+    DEFAULT: "Weights in the loader's dtype (bf16: 2 bytes per weight; Wan 14B 28.6 GB, 1.3B 2.84 GB, UMT5-XXL 11.4 GB).",
     FP8: "The weights of the diffusion model and the text encoder stored in float8 (1 byte per weight) and cast to "
          "the loader's dtype layer by layer as they run: about half the memory (Wan 14B 14.5 GB, 1.3B 1.45 GB, "
-         "UMT5-XXL 6.7 GB), slightly slower, and outputs within fp8 rounding of the default (not bit-identical). "
+         "UMT5-XXL 7.7 GB), slightly slower, and outputs within fp8 rounding of the default (not bit-identical). "
          "Norms and embeddings stay in full precision; the VAE is untouched.",
 }
 NONE, GROUP = "none", "group offload"
@@ -51,7 +51,8 @@ EXPERTS = {
           "(in ComfyUI its model manager decides). Ignored by single-network models and under group offload.",
     ONE: "Wan 2.2 A14B: only the expert in use is on the GPU; the other moves to CPU memory before it runs. One "
          "swap per run for plain sampling; FIFO windows that straddle the expert boundary swap once per model "
-         "call (one expert upload, 14.5 GB in fp8 or 28.6 GB in bf16: about 0.6–1.2 s at 25 GB/s PCIe 4.0).",
+         "call. A swap copies one expert out and the other in: 2 × 14.5 GB in fp8 (about 1.2 s at 25 GB/s, PCIe "
+         "4.0 x16), 2 × 28.6 GB in bf16 (about 2.3 s).",
     BOTH: "Wan 2.2 A14B: both experts stay on the GPU (no swaps; needs 2 × 14.5 GB in fp8, 2 × 28.6 GB in bf16).",
 }
 
