@@ -3,8 +3,10 @@
 
 The checkpoint is written in the layout of the released files (``model.diffusion_model.*``,
 ``first_stage_model.*``, ``cond_stage_model.transformer.text_model.*`` and the training wrapper's noise
-schedule buffers), renamed from diffusers models by the inverse of the original → diffusers mapping, so a
-loader that reads it must end with exactly the diffusers weights it came from.
+schedule buffers), renamed from diffusers models by ``sd15_checkpoint``'s own diffusers → original names (the
+ones the loader holds a file's tensors to; checked against ComfyUI's real-size UNet and VAE). The loader reads
+them back through diffusers' converter, so a stand-in that loads to exactly the weights it came from checks the
+two mappings against each other.
 
 Weights shared with the SD1.5 folder stand-in of ``standin_models``: the UNet is ``tiny_unet2d`` at
 ``ORIGINAL_MM_BLOCKS`` (the widths the released motion modules' 8 heads and 32 norm groups need; the folder
