@@ -212,7 +212,10 @@ def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> 
     written += [ip, encoder]
     write_reward_model(root / "reward_models" / REWARD_MODEL)
     written.append(root / "reward_models" / REWARD_MODEL)
-    return written + write_wan(root)
+    # the same models again as the single files ComfyUI keeps (imported here: those writers build on this module)
+    from .standin_files_sd15 import write_sd15_files
+    from .standin_files_wan import write_wan_files
+    return written + write_wan(root) + write_wan_files(root) + write_sd15_files(root, vae_blocks=vae_blocks)
 
 
 # --- motion modules in the original AnimateDiff file layout (what users keep in models/animatediff_models) ---

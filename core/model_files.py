@@ -110,6 +110,12 @@ def weight_files(dirs) -> dict[str, Path]:
                     or (p.is_dir() and (p / "config.json").is_file() and any(p.glob("*.safetensors"))))
 
 
+def single_files(dirs) -> dict[str, Path]:
+    """``.safetensors`` files only: ComfyUI's single-file folders (checkpoints, diffusion_models, text_encoders,
+    vae) also hold .ckpt/.pt/.gguf files this pack never opens (pickles, or formats diffusers cannot run)."""
+    return _listing(dirs, lambda p: p.is_file() and p.suffix == ".safetensors")
+
+
 def config_folders(dirs) -> dict[str, Path]:
     """transformers model folders (a ``config.json``), whatever their weights: the loader refuses pickles
     with the reason, rather than the folder silently missing from the list."""

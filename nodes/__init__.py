@@ -1,11 +1,13 @@
 """ComfyUI node classes of the pack: thin translators over ``core``."""
 from .backbone_nodes import LoadT2VBackbone, T2VTextEncode
+from .single_file_nodes import LoadAnimateDiffCheckpoint, LoadWanModelFiles
 from .t2v_nodes import DecodeVideoLatent, T2VSampler
 from .fifo_nodes import FIFOQueueWithImageEmbed, T2VConditioningAddImage, T2VPromptSchedule
 from .ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
 from .i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
 
-NODE_CLASSES = [LoadT2VBackbone, T2VTextEncode, T2VSampler, DecodeVideoLatent,
+NODE_CLASSES = [LoadT2VBackbone, LoadWanModelFiles, LoadAnimateDiffCheckpoint, T2VTextEncode, T2VSampler,
+                DecodeVideoLatent,
                 EncodeAnchorImage, DDPMInvertQueue, ResampleStep, RepeatAndSlideSampler,
                 LoadRewardModel, RewardSelectAnchor, NIVSDSOptimize,
                 FIFOQueueWithImageEmbed, T2VPromptSchedule, T2VConditioningAddImage]
@@ -13,6 +15,8 @@ NODE_CLASSES = [LoadT2VBackbone, T2VTextEncode, T2VSampler, DecodeVideoLatent,
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in NODE_CLASSES}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadT2VBackbone": "Load T2V Backbone",
+    "LoadWanModelFiles": "Load Wan (single files)",
+    "LoadAnimateDiffCheckpoint": "Load SD1.5 Checkpoint + Motion Module (AnimateDiff)",
     "T2VTextEncode": "T2V Text Encode",
     "T2VSampler": "T2V Sampler",
     "DecodeVideoLatent": "Decode Video Latent",

@@ -4,11 +4,32 @@ from __future__ import annotations
 from ..core import model_files
 from ..core.backbone import TIMESTEP_GRIDS, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
+from ..core.memory_options import NONE as NO_OFFLOAD
+from ..core.memory_options import AUTO, DEFAULT, EXPERTS, OFFLOADS, PRECISIONS, apply_memory_options
 from . import comfy_glue as glue
 from .inputs import COMBO, LINK, STRING
 
 NONE = "none"
 CATEGORY = "zero-shot video"
+
+
+def _options(options: dict) -> str:
+    return " ".join(f"{name}: {text}" for name, text in options.items())
+
+
+def memory_inputs() -> dict:
+    """The optional inputs of every loader that fit a model to the GPU at hand (core.memory_options)."""
+    return {
+        "precision": COMBO(list(PRECISIONS), _options(PRECISIONS), DEFAULT),
+        "offload": COMBO(list(OFFLOADS), _options(OFFLOADS), NO_OFFLOAD),
+        "experts": COMBO(list(EXPERTS), _options(EXPERTS), AUTO),
+    }
+
+
+def loaded(backbone, precision: str = DEFAULT, offload: str = NO_OFFLOAD, experts: str = AUTO):
+    """The T2V_BACKBONE output of a loader: the backbone with its memory options, handed to the model manager."""
+    apply_memory_options(backbone, precision, offload, glue.compute_device(), experts, glue.free_memory)
+    return (glue.LoadedBackbone(backbone),)
 
 
 def _motion_adapter_dirs():
@@ -52,9 +73,11 @@ class LoadT2VBackbone:
                                    "on a clean estimate; 25 steps visit 961 … 1). diffusers = diffusers' AnimateDiff "
                                    "suggestion (linspace, 999 … 0; its final no-op step is skipped). ModelScope and "
                                    "Zeroscope use their leading grid either way.", "original"),
+            **memory_inputs(),
         }}
 
-    def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original"):
+    def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original",
+             precision=DEFAULT, offload=NO_OFFLOAD, experts=AUTO):
         diffusers_dirs = glue.model_dirs("diffusers")
         path = model_files.resolve(model, model_files.diffusers_models(diffusers_dirs), "diffusers model folder",
                                    diffusers_dirs)
@@ -67,7 +90,7 @@ class LoadT2VBackbone:
         encoder = optional(image_encoder, "CLIP vision model", model_files.weight_files, glue.model_dirs("clip_vision"))
         backbone = load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
                                  dtype=resolve_dtype(dtype, glue.compute_device()), timestep_grid=timestep_grid)
-        return (glue.LoadedBackbone(backbone),)
+        return loaded(backbone, precision, offload, experts)
 
 
 class T2VTextEncode:

@@ -128,6 +128,16 @@ def free_memory(device) -> int | None:
     return device_free_memory(device)
 
 
+def clip_tokenizer_dir() -> Path | None:
+    """ComfyUI's own CLIP-L tokenizer folder (``comfy/sd1_tokenizer``, what its own SD1.5 loader reads), for SD1.5
+    checkpoints, which carry no tokenizer; None outside ComfyUI (the pack then builds its own from the shipped
+    merges)."""
+    if not IN_COMFYUI:
+        return None
+    folder = Path(comfy.utils.__file__).parent / "sd1_tokenizer"
+    return folder if folder.is_dir() else None
+
+
 def output_folder() -> Path:
     return Path(folder_paths.get_output_directory()) if IN_COMFYUI else Path("output")
 

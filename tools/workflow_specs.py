@@ -12,6 +12,8 @@ A description has:
   are always given, as the names ``core/standin_models.py`` writes, so the API prompt runs unchanged
   against the stand-ins in tier-2 tests. Optional: ``title``, ``size`` ([width, height]).
 """
+from zeroshot_video.cli import standin_files_sd15 as sd15_files
+from zeroshot_video.cli import standin_files_wan as wan_files
 from zeroshot_video.cli import standin_models as models
 
 import example_inputs
@@ -56,6 +58,11 @@ NEEDS_ANIMATEDIFF = (f"Stable Diffusion 1.5 in diffusers format as models/diffus
 NEEDS_IP_ADAPTER = (f"IP-Adapter Plus (h94/IP-Adapter → models/ip-adapter-plus_sd15.safetensors) as "
                     f"models/ipadapter/{models.IP_ADAPTER} and its CLIP ViT-H image encoder (h94/IP-Adapter → "
                     f"models/image_encoder/model.safetensors, renamed) as models/clip_vision/{models.IMAGE_ENCODER}")
+NEEDS_SD15_FILES = (f"a Stable Diffusion 1.5 checkpoint as the single file models/checkpoints/{sd15_files.CHECKPOINT} "
+                    f"(stable-diffusion-v1-5/stable-diffusion-v1-5, or any SD1.5 fine-tune) and an AnimateDiff motion "
+                    f"module as models/animatediff_models/{sd15_files.MOTION_MODULE_V3} (a .safetensors release of "
+                    f"v3_sd15_mm; v1 and v2 modules load the same way)")
+SINGLE_FILE_TWIN = "The same graph as {twin}, with the models loaded from ComfyUI's own single files.\n"
 NEEDS_REWARD = (f"a CLIP-family reward model folder: PickScore (yuvalkirstain/PickScore_v1; add the tokenizer files and "
                 f"preprocessor_config.json of laion/CLIP-ViT-H-14-laion2B-s32B-b79K if it lacks them) as "
                 f"models/reward_models/{models.REWARD_MODEL}/")
@@ -74,6 +81,12 @@ SAVE_SIZE = [420, 440]
 def _modelscope(node_id: int, group: str = "Model") -> dict:
     return {"id": node_id, "type": "LoadT2VBackbone", "group": group,
             "inputs": {"model": models.MODELSCOPE, "motion_adapter": "none", "dtype": "auto"}}
+
+
+def _animatediff_checkpoint(node_id: int) -> dict:
+    return {"id": node_id, "type": "LoadAnimateDiffCheckpoint", "group": "Model",
+            "inputs": {"checkpoint": sd15_files.CHECKPOINT, "motion_module": sd15_files.MOTION_MODULE_V3,
+                       "dtype": "auto"}}
 
 
 def _reward_model(node_id: int) -> dict:
@@ -117,17 +130,20 @@ def _ti2v_sampler(node_id: int, backbone: int, conditioning: int, anchor: int, s
                        "noise_init": (strategies, 0), "resample": (strategies + 1, 0)}}
 
 
-def _ti2v_zero(name: str, note: str, image: str, num_frames: int) -> dict:
-    """LoadImage → EncodeAnchorImage → RepeatAndSlideSampler on ModelScope at 256²."""
+def _ti2v_zero(name: str, note: str, image: str, num_frames: int, backbone: dict | None = None, size: int = 256,
+               guidance: float = 9.0) -> dict:
+    """LoadImage → EncodeAnchorImage → RepeatAndSlideSampler, on ModelScope at 256² unless told otherwise."""
+    sampler = _ti2v_sampler(7, 1, 2, 4, 5, num_frames)
+    sampler["inputs"]["guidance"] = guidance
     return {
         "name": name, "note": note,
         "columns": [
-            [_modelscope(1), _prompt(2, 1, SCENE_PROMPT)],
+            [backbone or _modelscope(1), _prompt(2, 1, SCENE_PROMPT)],
             [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360], "inputs": {"image": image}},
              {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
-              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": 256, "height": 256, "crop": "center"}}],
+              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": size, "height": size, "crop": "center"}}],
             _ti2v_strategies(5),
-            [_ti2v_sampler(7, 1, 2, 4, 5, num_frames)],
+            [sampler],
             *_save(8, (7, 0), name),
         ],
     }
@@ -147,6 +163,19 @@ TI2V_ZERO_BASIC = _ti2v_zero(
     f"{TI2V_ZERO_SETTINGS}\n\n"
     f"Model: {NEEDS_MODELSCOPE}.\n{needs_input(example_inputs.STILL)}",
     example_inputs.STILL, 15)
+
+TI2V_ZERO_BASIC_CHECKPOINT = _ti2v_zero(
+    "ti2v_zero_basic_checkpoint",
+    "Image-to-video with TI2V-Zero on AnimateDiff, from an SD1.5 checkpoint file and a motion module file: the image "
+    "is frame 0, 15 new frames follow it, 16 in all.\n"
+    "ti2v_zero_basic's graph on AnimateDiff, loaded from ComfyUI's own single files (ModelScope has no single-file "
+    "release).\n"
+    "Load SD1.5 Checkpoint + Motion Module → Encode Anchor Image (centre crop, 512×512, AnimateDiff's size) → "
+    "Repeat-and-Slide Sampler (guidance 7.5, AnimateDiff's) → Create Video (8 fps) → Save Video.\n"
+    "16 frames per model call, 10 DDIM steps, DDPM-inversion noise init and 4 resampling rounds: every new frame "
+    "costs 10 × (4 + 1) = 50 UNet calls.\n\n"
+    f"Models: {NEEDS_SD15_FILES}.\n{needs_input(example_inputs.STILL)}",
+    example_inputs.STILL, 15, backbone=_animatediff_checkpoint(1), size=512, guidance=7.5)
 
 TI2V_ZERO_LONG = _ti2v_zero(
     "ti2v_zero_long",
@@ -328,6 +357,15 @@ I4VGEN_T2V = _i4vgen(
     f"Models: {NEEDS_ANIMATEDIFF}; {NEEDS_REWARD}.",
     _animatediff(1), 512, 7.5)
 
+I4VGEN_T2V_CHECKPOINT = _i4vgen(
+    "i4vgen_t2v_checkpoint",
+    "Text-to-video through an anchor image (I4VGen) on AnimateDiff, from an SD1.5 checkpoint file and a motion module "
+    "file.\n"
+    + SINGLE_FILE_TWIN.format(twin="i4vgen_t2v") +
+    f"{I4VGEN_STAGES} AnimateDiff defaults: 512×512, 16 frames, 25 DDIM steps, guidance 7.5.\n\n"
+    f"Models: {NEEDS_SD15_FILES}; {NEEDS_REWARD}.",
+    _animatediff_checkpoint(1), 512, 7.5)
+
 I4VGEN_MODELSCOPE = _i4vgen(
     "i4vgen_modelscope",
     "I4VGen on ModelScope: the same three stages as i4vgen_t2v on a native video model (256×256, 16 frames, 25 "
@@ -417,9 +455,22 @@ WAN_SIDE_W, WAN_SIDE_H = 224, 128  # landscape like 832×480, multiples of 32, s
 WAN_PROMPT = "a red panda eating bamboo in a sunny forest, soft light, high quality"
 
 
+NEEDS_WAN21_FILES = (f"Wan 2.1 T2V 1.3B as ComfyUI's single files (Comfy-Org/Wan_2.1_ComfyUI_repackaged, "
+                     f"split_files/): models/diffusion_models/{wan_files.WAN21_FILE}, "
+                     f"models/text_encoders/{wan_files.UMT5_FP8_FILE} and models/vae/{wan_files.VAE21_FILE}; the 14B "
+                     f"(wan2.1_t2v_14B_fp8_scaled.safetensors or _fp16) works the same way")
+
+
 def _wan(node_id: int, model: str = models.WAN21) -> dict:
     return {"id": node_id, "type": "LoadT2VBackbone", "group": "Model",
             "inputs": {"model": model, "motion_adapter": "none", "dtype": "auto"}}
+
+
+def _wan_files(node_id: int) -> dict:
+    """Wan 2.1 T2V 1.3B from ComfyUI's single files (the fp8-scaled UMT5 most ComfyUI users have)."""
+    return {"id": node_id, "type": "LoadWanModelFiles", "group": "Model",
+            "inputs": {"model": wan_files.WAN21_FILE, "text_encoder": wan_files.UMT5_FP8_FILE,
+                       "vae": wan_files.VAE21_FILE, "dtype": "auto"}}
 
 
 def _wan_prompt(node_id: int, backbone: int, prompt: str) -> dict:
@@ -448,42 +499,49 @@ WAN_T2V_BASIC = {
     ],
 }
 
-WAN_TI2V_ZERO = {
-    "name": "wan_ti2v_zero",
-    "note": (
-        "Image-to-video with TI2V-Zero on Wan 2.1 T2V 1.3B (no image model, no training): your image is frame 0 "
-        "and 16 new frames follow it, 17 in all.\n"
-        "Load Image → Encode Anchor Image (centre crop) → Repeat-and-Slide Sampler → Create Video (16 fps) → "
-        "Save Video.\n"
-        "Model frames 21 (6 latent frames): the queue holds a still clip of the image, and each new latent frame "
-        "(4 video frames, so num_frames is a multiple of 4) is sampled with the queue as its context, then the "
-        "queue slides on. 10 steps, guidance 5, DDPM-inversion noise init (DDPM Invert Queue) and 4 resampling "
-        "rounds (Resample Step). Time grows linearly with num_frames, memory does not.\n"
-        f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
-        f"{WAN_GPU} (in Encode Anchor Image; {WAN_SIDE_W}×{WAN_SIDE_H} here) and num_frames 80 for an 81-frame "
-        f"video. {WAN_SMALL}\n\n"
-        f"Model: {NEEDS_WAN21}.\n{needs_input(example_inputs.STILL)}"
-    ),
-    "columns": [
-        [_wan(1), _wan_prompt(2, 1, SCENE_PROMPT)],
-        [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360],
-          "inputs": {"image": example_inputs.STILL}},
-         {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
-          "inputs": {"backbone": (1, 0), "image": (3, 0), "width": WAN_SIDE_W, "height": WAN_SIDE_H,
-                     "crop": "center"}}],
-        _ti2v_strategies(5),
-        [{"id": 7, "type": "RepeatAndSlideSampler", "group": "TI2V-Zero",
-          "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "anchor": (4, 0), "num_frames": 16,
-                     "model_frames": 21, "steps": 10, "guidance": 5.0, "seed": 42, "noise_init": (5, 0),
-                     "resample": (6, 0)}}],
-        *_save(8, (7, 0), "wan_ti2v_zero", fps=16),
-    ],
-}
+def _wan_ti2v_zero(name: str, loader: dict, needs: str, twin: str = "") -> dict:
+    return {
+        "name": name,
+        "note": (
+            "Image-to-video with TI2V-Zero on Wan 2.1 T2V 1.3B (no image model, no training): your image is frame 0 "
+            "and 16 new frames follow it, 17 in all.\n" + twin +
+            "Load Image → Encode Anchor Image (centre crop) → Repeat-and-Slide Sampler → Create Video (16 fps) "
+            "→ Save Video.\n"
+            "Model frames 21 (6 latent frames): the queue holds a still clip of the image, and each new latent frame "
+            "(4 video frames, so num_frames is a multiple of 4) is sampled with the queue as its context, then the "
+            "queue slides on. 10 steps, guidance 5, DDPM-inversion noise init (DDPM Invert Queue) and 4 resampling "
+            "rounds (Resample Step). Time grows linearly with num_frames, memory does not.\n"
+            f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
+            f"{WAN_GPU} (in Encode Anchor Image; {WAN_SIDE_W}×{WAN_SIDE_H} here) and num_frames 80 for an 81-frame "
+            f"video. {WAN_SMALL}\n\n"
+            f"Model: {needs}.\n{needs_input(example_inputs.STILL)}"
+        ),
+        "columns": [
+            [loader, _wan_prompt(2, 1, SCENE_PROMPT)],
+            [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360],
+              "inputs": {"image": example_inputs.STILL}},
+             {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
+              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": WAN_SIDE_W, "height": WAN_SIDE_H,
+                         "crop": "center"}}],
+            _ti2v_strategies(5),
+            [{"id": 7, "type": "RepeatAndSlideSampler", "group": "TI2V-Zero",
+              "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "anchor": (4, 0), "num_frames": 16,
+                         "model_frames": 21, "steps": 10, "guidance": 5.0, "seed": 42, "noise_init": (5, 0),
+                         "resample": (6, 0)}}],
+            *_save(8, (7, 0), name, fps=16),
+        ],
+    }
+
+
+WAN_TI2V_ZERO = _wan_ti2v_zero("wan_ti2v_zero", _wan(1), NEEDS_WAN21)
+WAN_TI2V_ZERO_SINGLE_FILES = _wan_ti2v_zero("wan_ti2v_zero_single_files", _wan_files(1), NEEDS_WAN21_FILES,
+                                            SINGLE_FILE_TWIN.format(twin="wan_ti2v_zero"))
+
 
 WAN_FIFO_WINDOW, WAN_FIFO_SIDE = 5, 64
 
 
-def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_note: str, needs: str,
+def _wan_fifo_long(name: str, loader: dict, guidance: float, headline: str, extra_note: str, needs: str,
                    prompt: str, guidance_2: float = -1.0) -> dict:
     """Base clip (grid "fifo", steps = latent frames of the window × partitions) → FIFO queue streamed to disk."""
     latent_window = (WAN_FIFO_WINDOW - 1) // 4 + 1
@@ -509,7 +567,7 @@ def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_
             f"Model: {needs}."
         ),
         "columns": [
-            [_wan(1, model), _wan_prompt(2, 1, prompt)],
+            [loader, _wan_prompt(2, 1, prompt)],
             [{"id": 3, "type": "T2VSampler", "group": "Base clip",
               "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": WAN_FIFO_WINDOW, **size,
                          "steps": latent_window * 4, "guidance": guidance, "eta": 1.0, "seed": 42, "grid": "fifo",
@@ -524,14 +582,17 @@ def _wan_fifo_long(name: str, model: str, guidance: float, headline: str, extra_
     }
 
 
-WAN_FIFO_LONG = _wan_fifo_long(
-    "wan_fifo_long", models.WAN21, 5.0,
-    "Long text-to-video at constant memory on Wan 2.1 T2V 1.3B (FIFO-Diffusion): 1,001 frames (over a minute "
-    "at 16 fps).", "", NEEDS_WAN21,
-    "a drone flight along a rocky coastline at golden hour, waves breaking, high quality")
+WAN_FIFO_LONG_HEADLINE = ("Long text-to-video at constant memory on Wan 2.1 T2V 1.3B (FIFO-Diffusion): 1,001 frames "
+                          "(over a minute at 16 fps).")
+WAN_FIFO_LONG_PROMPT = "a drone flight along a rocky coastline at golden hour, waves breaking, high quality"
+WAN_FIFO_LONG = _wan_fifo_long("wan_fifo_long", _wan(1), 5.0, WAN_FIFO_LONG_HEADLINE, "", NEEDS_WAN21,
+                               WAN_FIFO_LONG_PROMPT)
+WAN_FIFO_LONG_SINGLE_FILES = _wan_fifo_long(
+    "wan_fifo_long_single_files", _wan_files(1), 5.0, WAN_FIFO_LONG_HEADLINE,
+    SINGLE_FILE_TWIN.format(twin="wan_fifo_long"), NEEDS_WAN21_FILES, WAN_FIFO_LONG_PROMPT)
 
 WAN_22_FIFO_LONG = _wan_fifo_long(
-    "wan22_fifo_long", models.WAN22_A14B, 4.0,
+    "wan22_fifo_long", _wan(1, models.WAN22_A14B), 4.0,
     "Long text-to-video at constant memory on Wan 2.2 T2V A14B (FIFO-Diffusion): 1,001 frames.",
     "Wan 2.2 A14B has two experts: the high-noise one denoises the queue's noisier latent frames, the low-noise "
     "one the cleaner ones (the switch is at the model's boundary_ratio), so one queue step runs both, each frame "
@@ -574,7 +635,7 @@ WAN_I4VGEN = {
     ],
 }
 
-WORKFLOWS = [T2V_BASIC, TI2V_ZERO_BASIC, TI2V_ZERO_LONG, TI2V_ZERO_PREDICTION, FIFO_LONG, FIFO_IMAGE_EMBED_SEEDED,
-             FIFO_IMAGE_TO_VIDEO, FIFO_MULTI_PROMPT, I4VGEN_T2V, I4VGEN_MODELSCOPE, I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG,
-             I4VGEN_IMAGE_TO_VIDEO, WAN_T2V_BASIC, WAN_TI2V_ZERO, WAN_FIFO_LONG, WAN_22_FIFO_LONG,
-             WAN_I4VGEN]
+WORKFLOWS = [T2V_BASIC, TI2V_ZERO_BASIC, TI2V_ZERO_BASIC_CHECKPOINT, TI2V_ZERO_LONG, TI2V_ZERO_PREDICTION, FIFO_LONG,
+             FIFO_IMAGE_EMBED_SEEDED, FIFO_IMAGE_TO_VIDEO, FIFO_MULTI_PROMPT, I4VGEN_T2V, I4VGEN_T2V_CHECKPOINT,
+             I4VGEN_MODELSCOPE, I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG, I4VGEN_IMAGE_TO_VIDEO, WAN_T2V_BASIC, WAN_TI2V_ZERO,
+             WAN_TI2V_ZERO_SINGLE_FILES, WAN_FIFO_LONG, WAN_FIFO_LONG_SINGLE_FILES, WAN_22_FIFO_LONG, WAN_I4VGEN]
