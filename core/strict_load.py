@@ -224,7 +224,21 @@ def single_file_model(cls, state_dict: dict[str, torch.Tensor], file: Path, what
     unloaded = _unloaded(model)
     if unloaded:  # a library version that leaves meta tensors without failing
         raise _fault(file, what, f"lacks {len(unloaded)} tensor(s) the model needs ({listed(unloaded)})", advice)
+    _keep_in_fp32(model, dtype)
     return model
+
+
+def _keep_in_fp32(model: nn.Module, dtype) -> None:
+    """Upcast what diffusers' ``from_pretrained`` keeps in float32 at a 16-bit dtype (Wan: RoPE, the time
+    embedding, the modulation table, the norms — the precision-critical parts); ``from_single_file`` casts
+    everything, so a single file would otherwise compute differently from the folder of the same weights."""
+    keep = getattr(model, "_keep_in_fp32_modules", None) or ()
+    if dtype not in (torch.float16, torch.bfloat16) or not keep:
+        return
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if tensor.is_floating_point() and any(part in name.split(".") for part in keep):
+                tensor.data = tensor.data.float()
 
 
 @contextmanager

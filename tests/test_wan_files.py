@@ -107,6 +107,19 @@ def test_files_load_the_folders_model(comfy, models_dir, variant):
     assert torch.equal(single.embed_text(prompt)[0], folder.embed_text(prompt)[0])
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_16_bit_file_keeps_what_the_folder_keeps_in_float32(comfy, models_dir, dtype):
+    """diffusers' from_pretrained keeps Wan's norms, time embedding, modulation and RoPE in float32 at a 16-bit
+    dtype; from_single_file alone casts them too, and the same weights would compute differently."""
+    from diffusers import WanTransformer3DModel
+    single = wan_files.load_transformer(comfy / "diffusion_models" / files.WAN21_FILE, dtype)
+    folder = WanTransformer3DModel.from_pretrained(models_dir / "diffusers" / standin_models.WAN21 / "transformer",
+                                                   torch_dtype=dtype)
+    kinds = {name: tensor.dtype for name, tensor in [*folder.named_parameters(), *folder.named_buffers()]}
+    assert {name: tensor.dtype for name, tensor in [*single.named_parameters(), *single.named_buffers()]} == kinds
+    assert torch.float32 in kinds.values() and dtype in kinds.values()
+
+
 def test_latent_statistics_come_from_the_shipped_configs(comfy):
     v21 = wan_files.load_vae(comfy / "vae" / files.VAE21_FILE)
     v22 = wan_files.load_vae(comfy / "vae" / files.VAE22_FILE)
