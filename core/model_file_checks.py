@@ -23,6 +23,7 @@ import torch
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 HEADER_LIMIT = 100_000_000  # safetensors itself refuses headers above 100 MB
 SHOWN = 3  # tensors named in a shape error before "and N more"
+LISTED = 5  # names in a list of missing or stray tensors before "and N more"
 KEEP = 200  # characters of an over-long text kept in a log line or message
 LIBRARY_LOGGERS = ("diffusers", "transformers")
 GIB = 2 ** 30
@@ -31,6 +32,13 @@ MEMORY_ADVICE = "Close other programs or models, choose a smaller model, or load
 
 class ModelFileError(ValueError):
     """A model folder or file cannot be used; the message says what to put where."""
+
+
+def listed(names) -> str:
+    """The first few of ``names`` (sorted), then how many more: a message stays one readable line."""
+    names = sorted(names)
+    more = f" and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return ", ".join(names[:LISTED]) + more
 
 
 def abridge(text: str, keep: int = KEEP) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .model_file_checks import (ModelFileError, check_model_fits, check_safetensors, loading, read_json,
+from .model_file_checks import (ModelFileError, check_model_fits, check_safetensors, listed, loading, read_json,
                                 require_safetensors)
 
 # What the tensors cannot tell (head count and GroupNorm groups leave no trace in the shapes): the values of
@@ -28,15 +28,6 @@ _ORIGINAL_TABLE = re.compile(r"\.attention_blocks\.(\d+)\.pos_encoder\.pe$")
 _MODULE = re.compile(r"^(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.motion_modules\.(\d+)\."
                      r"(?:transformer_blocks\.(\d+)\.)?")
 _WIDTH_TENSORS = (".norm.weight", ".norm.bias", ".proj_in.bias", ".proj_out.bias")
-SHOWN = 5  # names listed in an error before "and N more"
-
-
-def _listed(names) -> str:
-    names = sorted(names)
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
-
-
 def to_diffusers_layout(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """Renames an original-layout state dict with diffusers' own converter.
 
@@ -126,11 +117,11 @@ def read_sidecar(path: Path) -> dict:
 def _mismatch_error(source: Path, missing, unexpected, mismatched, config: dict) -> ModelFileError:
     parts = []
     if missing:
-        parts.append(f"{len(missing)} tensor(s) the model needs are not in the file ({_listed(missing)})")
+        parts.append(f"{len(missing)} tensor(s) the model needs are not in the file ({listed(missing)})")
     if unexpected:
-        parts.append(f"{len(unexpected)} tensor(s) in the file have no place in the model ({_listed(unexpected)})")
+        parts.append(f"{len(unexpected)} tensor(s) in the file have no place in the model ({listed(unexpected)})")
     if mismatched:
-        parts.append(f"{len(mismatched)} tensor(s) have the wrong shape ({_listed(mismatched)})")
+        parts.append(f"{len(mismatched)} tensor(s) have the wrong shape ({listed(mismatched)})")
     return ModelFileError(
         f"Motion adapter '{source}' does not match the layout it was loaded with ({_settings(config)}): "
         f"{'; '.join(parts)} (tensor names as diffusers' MotionAdapter spells them). Refused rather than run with "

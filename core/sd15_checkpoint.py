@@ -23,8 +23,8 @@ import torch
 
 from .backbone import (Backbone, _with_motion, assemble_backbone, check_ip_pair, load_motion_adapter,
                        load_scheduler)
-from .model_file_checks import ModelFileError, loading, read_json
-from .strict_load import config_folder, listed, load_exact, read_single_file, single_file_model
+from .model_file_checks import ModelFileError, listed, loading, read_json
+from .strict_load import config_folder, load_exact, read_single_file, single_file_model
 
 CONFIGS = Path(__file__).parent / "configs" / "sd15"
 CLIP_MERGES = Path(__file__).parent / "configs" / "clip_tokenizer" / "bpe_simple_vocab_16e6.txt.gz"

@@ -31,17 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model_file_checks import ModelFileError, abridge, check_safetensors, loading
+from .model_file_checks import ModelFileError, abridge, check_safetensors, listed, loading
 
-SHOWN = 5  # tensor names listed in a message before "and N more"
 UNUSED_RECORD = "Some weights of the model checkpoint were not used"  # diffusers' log line for them
-
-
-def listed(names: Iterable[str]) -> str:
-    """The first few of ``names`` (sorted), then how many more: a message stays one readable line."""
-    names = sorted(names)
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
 
 
 def never(key: str) -> bool:
