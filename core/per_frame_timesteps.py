@@ -19,8 +19,23 @@ _INSTALLED = "_zeroshot_video_per_frame_hooks"
 
 
 class _PerFrameState:
+    """One call's per-frame timesteps, and their embedding differences once the first resnet needs them: computed
+    there, not in the UNet's pre-hook, because diffusers' group offload brings the UNet's own embedding layers to
+    the GPU only when its forward starts, after every forward pre-hook has run."""
+
     def __init__(self):
+        self.timesteps: tuple[torch.Tensor, torch.Tensor] | None = None  # (per frame, reference), flattened
         self.delta: torch.Tensor | None = None
+
+    def delta_for(self, unet) -> torch.Tensor | None:
+        if self.delta is None and self.timesteps is not None:
+            per_frame, reference = self.timesteps
+            with torch.no_grad():
+                self.delta = _embed(unet, per_frame) - _embed(unet, reference)
+        return self.delta
+
+    def clear(self) -> None:
+        self.timesteps, self.delta = None, None
 
 
 def _embed(unet, timesteps: torch.Tensor) -> torch.Tensor:
@@ -48,8 +63,8 @@ def install(unet) -> None:
                 f"x {frames} frame(s)")
         per_frame = timestep.to(sample.device).expand(batch, frames)
         reference = per_frame[:, :1].expand(batch, frames)
-        with torch.no_grad():
-            state.delta = _embed(module, per_frame.reshape(-1)) - _embed(module, reference.reshape(-1))
+        state.clear()
+        state.timesteps = (per_frame.reshape(-1), reference.reshape(-1))
         if in_kwargs:
             kwargs["timestep"] = per_frame[:, 0]
         else:
@@ -57,17 +72,18 @@ def install(unet) -> None:
         return tuple(args), kwargs
 
     def unet_post_hook(module, args, kwargs, output):
-        state.delta = None
+        state.clear()
 
     def resnet_pre_hook(module, args, kwargs):
-        if state.delta is None:
+        delta = state.delta_for(unet)
+        if delta is None:
             return None
         if "temb" in kwargs and kwargs["temb"] is not None:
-            kwargs["temb"] = kwargs["temb"] + state.delta.to(kwargs["temb"].dtype)
+            kwargs["temb"] = kwargs["temb"] + delta.to(kwargs["temb"].dtype)
             return args, kwargs
         if len(args) > 1 and args[1] is not None:
             args = list(args)
-            args[1] = args[1] + state.delta.to(args[1].dtype)
+            args[1] = args[1] + delta.to(args[1].dtype)
             return tuple(args), kwargs
         return None
 
