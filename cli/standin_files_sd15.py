@@ -12,11 +12,12 @@ Weights shared with the SD1.5 folder stand-in of ``standin_models``: the UNet is
 ``ORIGINAL_MM_BLOCKS`` (the widths the released motion modules' 8 heads and 32 norm groups need; the folder
 ``write_sd15(folder, blocks=ORIGINAL_MM_BLOCKS)`` holds the same tensors) and the VAE is ``tiny_vae``. The text
 encoder is not shared: the folder's tiny vocabulary does not fit the real CLIP tokenizer (49,408 tokens) a
-checkpoint is read with, so it has its own. What a file cannot record (norm groups, head counts, sample size)
-is SD1.5's, not the folder stand-in's, so the same tensors give other outputs there.
+checkpoint is read with, so it has its own. What no tensor records (norm groups, head counts, sample size) the
+stand-in states in its header (``UNDECLARED``), so UNet and VAE load to exactly the folder stand-in's models.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..core.sd15_checkpoint import TEXT, TEXT_LENGTH, unet_names, vae_names
+from ..core.strict_load import CONFIG_METADATA
 from . import standin_models
 
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
@@ -61,10 +63,17 @@ def checkpoint_state(unet, vae, text_encoder) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous() for k, v in state.items()}
 
 
+UNDECLARED = {"unet": ("attention_head_dim", "norm_num_groups", "sample_size"), "vae": ("norm_num_groups",)}
+"""The config values no tensor records; a tiny stand-in states its own in the header (strict_load.CONFIG_METADATA),
+so that it loads to exactly the model it was written from (a released file carries none: SD1.5's values)."""
+
+
 def write_checkpoint(path: Path, unet, vae, text_encoder) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(checkpoint_state(unet, vae, text_encoder), path)
+    declared = {part: {key: model.config[key] for key in keys}
+                for (part, keys), model in zip(UNDECLARED.items(), (unet, vae))}
+    save_file(checkpoint_state(unet, vae, text_encoder), path, metadata={CONFIG_METADATA: json.dumps(declared)})
     return path
 
 

@@ -5,7 +5,7 @@ seeds), renamed to the original Wan / T5 key layout, so a single-file load can b
 tensor for tensor. The UMT5 file carries its tokenizer as ComfyUI's files do (``spiece_model``): a SentencePiece
 model written here with exactly the pieces, scores and ids of ``tiny_wan_tokenizer``, so both tokenizers give the
 same ids. The few sizes no tensor records (head width, UMT5's relative-attention distance) are written into the
-header metadata the loader reads (``wan_files.CONFIG_METADATA``). Nothing here downloads anything.
+header metadata the loader reads (``strict_load.CONFIG_METADATA``). Nothing here downloads anything.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..core.wan_files import CONFIG_METADATA, vae_comfy_name
+from ..core.strict_load import CONFIG_METADATA
+from ..core.wan_files import vae_comfy_name
 from .standin_models import tiny_umt5, tiny_wan_tokenizer, tiny_wan_transformer, tiny_wan_vae
 
 COMFY_PREFIX = "model.diffusion_model."

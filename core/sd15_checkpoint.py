@@ -24,7 +24,7 @@ import torch
 from .backbone import (Backbone, _with_motion, assemble_backbone, check_ip_pair, load_motion_adapter,
                        load_scheduler)
 from .model_file_checks import ModelFileError, listed, loading, read_json
-from .strict_load import config_folder, load_exact, read_single_file, single_file_model
+from .strict_load import config_folder, config_overrides, load_exact, read_single_file, single_file_model
 
 CONFIGS = Path(__file__).parent / "configs" / "sd15"
 CLIP_MERGES = Path(__file__).parent / "configs" / "clip_tokenizer" / "bpe_simple_vocab_16e6.txt.gz"
@@ -275,20 +275,21 @@ def _refuse_unplaced(part: dict[str, torch.Tensor], known: set[str], file: Path,
                              "for this slot.")
 
 
-def load_unet(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype):
+def load_unet(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype, declared: dict | None = None):
+    """``declared``: config values the file's header states (config_overrides), which no shape records."""
     from diffusers import UNet2DConditionModel
     what = "SD1.5 UNet"
-    config = _derived(unet_config, part, UNET, file, what)
+    config = {**_derived(unet_config, part, UNET, file, what), **(declared or {})}
     with config_folder(config) as folder:
         unet = single_file_model(UNet2DConditionModel, part, file, what, folder, dtype)
     _refuse_unplaced(part, set(unet_names(unet).values()), file, what)
     return unet
 
 
-def load_vae(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype):
+def load_vae(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype, declared: dict | None = None):
     from diffusers import AutoencoderKL
     what = "SD1.5 VAE"
-    config = _derived(vae_config, part, VAE, file, what)
+    config = {**_derived(vae_config, part, VAE, file, what), **(declared or {})}
     with config_folder(config) as folder:
         vae = single_file_model(AutoencoderKL, part, file, what, folder, dtype)
     _refuse_unplaced(part, set(vae_names(vae).values()), file, what)
@@ -340,9 +341,10 @@ def load_sd15_checkpoint(checkpoint: str | Path, motion_adapter: str | Path, *,
     require_sd15(state, checkpoint)
     parts = split_parts(state, checkpoint)
     del state
+    declared = config_overrides(checkpoint)
     text_encoder = load_text_encoder(parts.pop(TEXT), checkpoint, dtype)
-    vae = load_vae(parts.pop(VAE), checkpoint, dtype)
-    unet2d = load_unet(parts.pop(UNET), checkpoint, dtype)
+    vae = load_vae(parts.pop(VAE), checkpoint, dtype, declared.get("vae"))
+    unet2d = load_unet(parts.pop(UNET), checkpoint, dtype, declared.get("unet"))
     if unet2d.config.in_channels != vae.config.latent_channels:
         raise ModelFileError(f"'{checkpoint.name}': its UNet takes {unet2d.config.in_channels} latent channels but its "
                              f"VAE makes {vae.config.latent_channels} (an inpainting or other special-purpose "

@@ -21,6 +21,7 @@ one by one before anything is assigned.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -54,6 +55,22 @@ def read_metadata(path: Path) -> dict[str, str]:
     from safetensors import safe_open
     with safe_open(str(path), framework="pt") as file:
         return dict(file.metadata() or {})
+
+
+CONFIG_METADATA = "zeroshot_video_config"
+
+
+def config_overrides(path: Path, metadata: dict[str, str] | None = None) -> dict:
+    """Config values no tensor shape records (head counts, GroupNorm groups), declared as JSON under
+    CONFIG_METADATA in a file's header. Only the pack's own tiny stand-ins declare them, so that a stand-in loads to
+    exactly the model it was written from; released files carry none and get the released values."""
+    metadata = read_metadata(path) if metadata is None else metadata
+    if CONFIG_METADATA not in metadata:
+        return {}
+    try:
+        return dict(json.loads(metadata[CONFIG_METADATA]))
+    except (ValueError, TypeError):
+        raise ModelFileError(f"'{path}' has a damaged {CONFIG_METADATA} entry in its header.") from None
 
 
 class _ReadRecord(dict):
@@ -221,16 +238,22 @@ def single_file_model(cls, state_dict: dict[str, torch.Tensor], file: Path, what
 
 
 def _keep_in_fp32(model: nn.Module, dtype) -> None:
-    """Upcast what diffusers' ``from_pretrained`` keeps in float32 at a 16-bit dtype (Wan: RoPE, the time
-    embedding, the modulation table, the norms — the precision-critical parts); ``from_single_file`` casts
+    """Upcast what diffusers' ``from_pretrained`` leaves in float32 at a 16-bit dtype: the modules the class keeps
+    there (Wan: the time embedding, the modulation table, the norms — the precision-critical parts) and the
+    buffers no file holds, made in float32 when the model is built (Wan's RoPE tables). ``from_single_file`` casts
     everything, so a single file would otherwise compute differently from the folder of the same weights."""
-    keep = getattr(model, "_keep_in_fp32_modules", None) or ()
-    if dtype not in (torch.float16, torch.bfloat16) or not keep:
+    if dtype not in (torch.float16, torch.bfloat16):
         return
+    keep = getattr(model, "_keep_in_fp32_modules", None) or ()
     with torch.no_grad():
         for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
             if tensor.is_floating_point() and any(part in name.split(".") for part in keep):
                 tensor.data = tensor.data.float()
+        for module in model.modules():
+            for name in module._non_persistent_buffers_set:
+                buffer = module._buffers.get(name)
+                if buffer is not None and buffer.is_floating_point():
+                    module._buffers[name] = buffer.float()
 
 
 @contextmanager

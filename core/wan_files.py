@@ -16,7 +16,6 @@ need it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,10 +25,10 @@ from .fp8_scaled import dequantize
 from .model_file_checks import ModelFileError, read_json
 from .schedule import FlowSchedule
 from .single_file_kinds import COMFY_PREFIX, require_kind
-from .strict_load import config_folder, load_exact, read_metadata, read_single_file, single_file_model
+from .strict_load import (config_folder, config_overrides, load_exact, read_metadata, read_single_file,
+                          single_file_model)
 
 CONFIGS = Path(__file__).parent / "configs" / "wan"
-CONFIG_METADATA = "zeroshot_video_config"
 HEAD_DIM = 128
 TRANSFORMER_CONSTANTS = {"qk_norm": "rms_norm_across_heads", "cross_attn_norm": True, "eps": 1e-6,
                          "rope_max_seq_len": 1024, "image_dim": None, "added_kv_proj_dim": None,
@@ -53,13 +52,7 @@ def _read(file: Path, kinds: set[str], slot: str, dtype: torch.dtype) -> tuple[d
     state = read_single_file(file, slot)
     kind = require_kind(state, file, kinds, slot)
     metadata = read_metadata(file)
-    overrides = {}
-    if CONFIG_METADATA in metadata:
-        try:
-            overrides = dict(json.loads(metadata[CONFIG_METADATA]))
-        except (ValueError, TypeError):
-            raise ModelFileError(f"'{file}' has a damaged {CONFIG_METADATA} entry in its header.") from None
-    return dequantize(state, dtype, file, metadata), overrides, kind
+    return dequantize(state, dtype, file, metadata), config_overrides(file, metadata), kind
 
 
 def _shape(state: dict, name: str, file: Path, what: str) -> tuple[int, ...]:

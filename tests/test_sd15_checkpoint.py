@@ -387,3 +387,18 @@ def test_the_standin_files_hold_the_folder_standins_weights(tmp_path):
     assert backbone.vae_scale_factor == 32 and backbone.max_frames == 32
     text, _ = backbone.embed_text("a panda eating bamboo")
     assert text.shape == (1, 77, standin_models.CROSS_DIM) and torch.isfinite(text).all()
+    # what no tensor records comes from the header: the models the stand-in was written from, exactly
+    folder_unet = standin_models.tiny_unet2d(standin_models.ORIGINAL_MM_BLOCKS).config
+    declared = {"num_attention_heads": folder_unet.attention_head_dim, "norm_num_groups": folder_unet.norm_num_groups,
+                "sample_size": folder_unet.sample_size}  # the UNetMotionModel's names for UNDECLARED["unet"]
+    assert {key: backbone.unet.config[key] for key in declared} == declared
+    assert backbone.vae.config.norm_num_groups == standin_models.tiny_vae().config.norm_num_groups
+
+
+def test_a_damaged_config_entry_in_the_header_is_refused(files, tmp_path):
+    from safetensors.torch import load_file
+    from zeroshot_video.core.strict_load import CONFIG_METADATA
+    damaged = tmp_path / "damaged.safetensors"
+    save_file(load_file(str(files["checkpoint"])), str(damaged), metadata={CONFIG_METADATA: "{unet"})
+    with pytest.raises(ModelFileError, match="damaged"):
+        load_sd15_checkpoint(damaged, files["v3"])

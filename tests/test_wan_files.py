@@ -20,7 +20,8 @@ from zeroshot_video.core import wan_files
 from zeroshot_video.core.model_file_checks import ModelFileError
 from zeroshot_video.core.single_file_kinds import identify
 from zeroshot_video.core.wan import load_wan
-from zeroshot_video.core.wan_files import CONFIG_METADATA, load_wan_files
+from zeroshot_video.core.strict_load import CONFIG_METADATA
+from zeroshot_video.core.wan_files import load_wan_files
 
 FP8_TOLERANCE = 0.15  # e4m3 keeps 3 mantissa bits: 6 % per weight; outputs of the tiny models stay well inside
 

@@ -170,12 +170,13 @@ TI2V_ZERO_BASIC_CHECKPOINT = _ti2v_zero(
     "is frame 0, 15 new frames follow it, 16 in all.\n"
     "ti2v_zero_basic's graph on AnimateDiff, loaded from ComfyUI's own single files (ModelScope has no single-file "
     "release).\n"
-    "Load SD1.5 Checkpoint + Motion Module → Encode Anchor Image (centre crop, 512×512, AnimateDiff's size) → "
-    "Repeat-and-Slide Sampler (guidance 7.5, AnimateDiff's) → Create Video (8 fps) → Save Video.\n"
+    "Load SD1.5 Checkpoint + Motion Module → Encode Anchor Image (centre crop, 256×256 as in ti2v_zero_basic; "
+    "AnimateDiff's own size is 512×512) → Repeat-and-Slide Sampler (guidance 7.5, AnimateDiff's) → Create Video "
+    "(8 fps) → Save Video.\n"
     "16 frames per model call, 10 DDIM steps, DDPM-inversion noise init and 4 resampling rounds: every new frame "
     "costs 10 × (4 + 1) = 50 UNet calls.\n\n"
     f"Models: {NEEDS_SD15_FILES}.\n{needs_input(example_inputs.STILL)}",
-    example_inputs.STILL, 15, backbone=_animatediff_checkpoint(1), size=512, guidance=7.5)
+    example_inputs.STILL, 15, backbone=_animatediff_checkpoint(1), guidance=7.5)
 
 TI2V_ZERO_LONG = _ti2v_zero(
     "ti2v_zero_long",

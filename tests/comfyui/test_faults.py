@@ -28,6 +28,8 @@ pytestmark = pytest.mark.comfyui
 T2V = ROOT / "workflows" / "api" / "t2v_basic.json"
 FIFO = ROOT / "workflows" / "api" / "fifo_multi_prompt.json"
 I4VGEN = ROOT / "workflows" / "api" / "i4vgen_t2v.json"
+WAN_FILES = ROOT / "workflows" / "api" / "wan_ti2v_zero_single_files.json"
+CHECKPOINT = ROOT / "workflows" / "api" / "i4vgen_t2v_checkpoint.json"
 SMALL_T2V = ["3.frames=4", "3.width=64", "3.height=64", "3.steps=2"]
 SMALL_FIFO = ["5.width=64", "5.height=64", "5.steps=8", "5.frames=4", "8.window_frames=4", "8.partitions=2",
               "8.num_frames=12", "6.start_frame=4", "7.start_frame=8"]
@@ -73,6 +75,12 @@ def write_faulty_models(models: Path) -> None:
     # A UNet four times as wide: one call on the largest video the inputs allow cannot fit in any machine's memory.
     standin_models.write_modelscope(models / "diffusers" / "wide-unet", blocks=(64, 128),
                                     vae_blocks=standin_models.WORKFLOW_VAE_BLOCKS)
+    # Single files: a VAE among the diffusion models, a Wan model among the checkpoints, a file cut short.
+    shutil.copyfile(models / "vae" / "wan_2.1_vae.safetensors",
+                    models / "diffusion_models" / "misplaced_vae.safetensors")
+    wan = models / "diffusion_models" / "wan2.1_t2v_1.3B_fp16.safetensors"
+    shutil.copyfile(wan, models / "checkpoints" / "wan_as_checkpoint.safetensors")
+    (models / "diffusion_models" / "cut_short.safetensors").write_bytes(wan.read_bytes()[: wan.stat().st_size // 2])
     # A loop (diffusers/loop → diffusers) and a link to a big system folder.
     (models / "diffusers" / "loop").symlink_to(models / "diffusers", target_is_directory=True)
     (models / "diffusers" / "usr").symlink_to("/usr", target_is_directory=True)
@@ -112,6 +120,14 @@ def fifo(**changes):
 
 def i4vgen(**changes):
     return lambda: _prompt(I4VGEN, SMALL_I4VGEN, changes)
+
+
+def wan_files(**changes):
+    return lambda: _prompt(WAN_FILES, [], changes)
+
+
+def checkpoint(**changes):
+    return lambda: _prompt(CHECKPOINT, SMALL_I4VGEN, changes)
 
 
 def mixed_backbones():
@@ -162,6 +178,14 @@ CASES = {
     "absurd_config": (t2v(**{"1": {"model": "absurd-config"}}), (FAILED, "1", "unet")),
     "sidecar_not_json": (i4vgen(**{"1": {"motion_adapter": "bad-sidecar.safetensors"}}),
                          (FAILED, "1", "bad-sidecar.json")),
+    # Single files in the wrong slot or damaged: the file named, and where it belongs.
+    "vae_chosen_as_diffusion_model": (wan_files(**{"1": {"model": "misplaced_vae.safetensors"}}),
+                                      (FAILED, "1", "models/vae")),
+    "wan_file_chosen_as_checkpoint": (checkpoint(**{"1": {"checkpoint": "wan_as_checkpoint.safetensors"}}),
+                                      (FAILED, "1", "wan_as_checkpoint.safetensors")),
+    "single_file_cut_short": (wan_files(**{"1": {"model": "cut_short.safetensors"}}),
+                              (FAILED, "1", "cut_short.safetensors")),
+    "flow_shift_nan": (wan_files(**{"1": {"flow_shift": NAN}}), (REJECTED, "1", "flow_shift")),
     # Work that cannot fit is refused before it starts.
     "frames_and_size_too_big": (t2v(**{"1": {"model": "wide-unet"},
                                         "3": {"frames": 1024, "width": 4096, "height": 4096}}),
