@@ -47,11 +47,14 @@ class _Walk:
         return True
 
     def entries(self, folder: Path, depth: int = 0):
-        """Everything under ``folder`` (not inside model folders), each real folder once."""
+        """Everything under ``folder`` (not inside model folders), each real folder once; a folder's own entries
+        before those of its subfolders, so that a deep or slow subfolder (a link to ``/usr``) cannot use up the
+        time before the models beside it are listed."""
         try:
             children = sorted(folder.iterdir())
         except OSError:
             return
+        below = []
         for entry in children:
             if self.cut is not None:
                 return
@@ -63,9 +66,11 @@ class _Walk:
                     continue  # a link back up (a loop), or a second way to a folder already listed
                 yield entry
                 if depth < MAX_DEPTH and not _is_model_folder(entry):
-                    yield from self.entries(entry, depth + 1)
+                    below.append(entry)
             else:
                 yield entry
+        for entry in below:
+            yield from self.entries(entry, depth + 1)
 
 
 def _class_name(config: Path) -> str | None:

@@ -63,7 +63,8 @@ def test_a_walk_that_runs_out_of_time_stops_and_says_so(tmp_path, monkeypatch, c
     monkeypatch.setattr(model_files, "monotonic", lambda: next(ticks) * 0.1)  # each look costs 0.1 s
     with caplog.at_level(logging.WARNING, logger=model_files.__name__):
         listing = model_files.diffusers_models([root])
-    assert "a-model" in listing and "z-model" not in listing
+    # the models beside the big folder are listed before the walk goes into it and runs out of time there
+    assert "a-model" in listing and "z-model" in listing
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith(f"Listing models stopped after {model_files.WALK_SECONDS:.0f} s in '{root / 'big'}")
 
