@@ -340,9 +340,10 @@ def _with_motion(unet2d, adapter, adapter_path: Path, model_dir: Path, dtype: to
     return unet if unet.dtype == dtype else unet.to(dtype)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str, device: torch.device, half: torch.dtype = torch.float16) -> torch.dtype:
+    """``auto``: ``half`` on a GPU (the 16-bit type the family's weights were made in), float32 on the CPU."""
     if name == "auto":
-        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+        return half if torch.device(device).type == "cuda" else torch.float32
     table = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
     if name not in table:
         raise ValueError(f"dtype must be auto, fp16, bf16 or fp32; got '{name}'")

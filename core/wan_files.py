@@ -34,6 +34,8 @@ TRANSFORMER_CONSTANTS = {"qk_norm": "rms_norm_across_heads", "cross_attn_norm": 
                          "rope_max_seq_len": 1024, "image_dim": None, "added_kv_proj_dim": None,
                          "pos_embed_seq_len": None}
 TEXT_TO_VIDEO = {16, 48}  # latent channels of the text-to-video transformers (2.1 and A14B; TI2V-5B)
+HALF = torch.bfloat16
+"""Wan's weights are bf16 and its activations overflow fp16: the 16-bit type ``auto`` means on a GPU."""
 SHIFT = {"2.1": 3.0, "A14B": 12.0, "TI2V-5B": 5.0}  # official shifts (2.1 at 480p)
 BOUNDARY_RATIO = 0.875  # A14B: the high-noise expert above 875 of 1000
 VAE_FOR_CHANNELS = {16: "the Wan 2.1 VAE (wan_2.1_vae.safetensors)", 48: "the Wan 2.2 VAE (wan2.2_vae.safetensors)"}

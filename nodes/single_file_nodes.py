@@ -66,24 +66,15 @@ class LoadWanModelFiles:
 
     def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, precision=DEFAULT,
              offload=NO_OFFLOAD, experts=AUTO):
-        from ..core.wan_files import load_wan_files
+        from ..core.wan_files import HALF, load_wan_files
         backbone = load_wan_files(
             _file(model, "diffusion_models", "diffusion model"),
             _file(text_encoder, "text_encoders", "text encoder"),
             _file(vae, "vae", "VAE"),
-            wan_dtype(dtype),
+            resolve_dtype(dtype, glue.compute_device(), half=HALF),
             transformer_2=_optional_file(model_2, "diffusion_models", "diffusion model"),
             flow_shift=flow_shift or None)
         return loaded(backbone, precision, offload, experts)
-
-
-def wan_dtype(name: str):
-    """Wan's weights are bf16 and overflow in fp16 activations: auto means bf16 on a GPU."""
-    import torch
-    device = glue.compute_device()
-    if name == "auto" and torch.device(device).type == "cuda":
-        return torch.bfloat16
-    return resolve_dtype(name, device)
 
 
 class LoadAnimateDiffCheckpoint:
