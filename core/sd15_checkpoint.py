@@ -275,25 +275,25 @@ def _refuse_unplaced(part: dict[str, torch.Tensor], known: set[str], file: Path,
                              "for this slot.")
 
 
-def load_unet(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype, declared: dict | None = None):
-    """``declared``: config values the file's header states (config_overrides), which no shape records."""
-    from diffusers import UNet2DConditionModel
-    what = "SD1.5 UNet"
-    config = {**_derived(unet_config, part, UNET, file, what), **(declared or {})}
+def _load_part(cls, make_config, names_of, prefix: str, what: str, part: dict[str, torch.Tensor], file: Path,
+               dtype: torch.dtype, declared: dict | None):
+    """One diffusers part: its config from the shapes (and what the header ``declared``: config_overrides, values
+    no shape records), loaded strictly, every file tensor one of the model's original names."""
+    config = {**_derived(make_config, part, prefix, file, what), **(declared or {})}
     with config_folder(config) as folder:
-        unet = single_file_model(UNet2DConditionModel, part, file, what, folder, dtype)
-    _refuse_unplaced(part, set(unet_names(unet).values()), file, what)
-    return unet
+        model = single_file_model(cls, part, file, what, folder, dtype)
+    _refuse_unplaced(part, set(names_of(model).values()), file, what)
+    return model
+
+
+def load_unet(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype, declared: dict | None = None):
+    from diffusers import UNet2DConditionModel
+    return _load_part(UNet2DConditionModel, unet_config, unet_names, UNET, "SD1.5 UNet", part, file, dtype, declared)
 
 
 def load_vae(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype, declared: dict | None = None):
     from diffusers import AutoencoderKL
-    what = "SD1.5 VAE"
-    config = {**_derived(vae_config, part, VAE, file, what), **(declared or {})}
-    with config_folder(config) as folder:
-        vae = single_file_model(AutoencoderKL, part, file, what, folder, dtype)
-    _refuse_unplaced(part, set(vae_names(vae).values()), file, what)
-    return vae
+    return _load_part(AutoencoderKL, vae_config, vae_names, VAE, "SD1.5 VAE", part, file, dtype, declared)
 
 
 def load_text_encoder(part: dict[str, torch.Tensor], file: Path, dtype: torch.dtype):
