@@ -1,6 +1,6 @@
 """Precision and offload choices that fit a large video model on a small GPU, through diffusers' own hooks.
 
-Three independent choices, applied once to a loaded backbone (``apply_memory_options``):
+Four independent choices, applied once to a loaded backbone (``apply_memory_options``):
 
 - **precision** — ``fp8 storage``: the Linear/Conv weights of the denoising network(s) and of the text encoder are
   kept in float8_e4m3fn and cast to the loader's dtype layer by layer as each runs (diffusers' layerwise casting).
@@ -10,6 +10,9 @@ Three independent choices, applied once to a loaded backbone (``apply_memory_opt
 - **offload** — ``group offload``: a network's weights live in CPU memory and each block comes to the GPU
   just before it runs (diffusers' block-level group offload, prefetched on a side CUDA stream), so about one
   block is on the GPU at a time.
+- **vae_precision**: the VAE's own dtype. Decoding at full resolution is the largest activation a run has (the
+  Wan 2.1 VAE at 832×480 in float32: 7.8 GB for one latent frame, more than the 1.3B model's call), so on a small
+  GPU it is the VAE, not the diffusion model, that decides the fit.
 - **experts** (only backbones with two denoising networks, Wan 2.2 A14B): whether the expert not in use leaves
   the GPU. The two 14B experts do not both fit a 24 GB GPU even in fp8 (2 × 14.5 GB).
 
@@ -44,6 +47,15 @@ OFFLOADS = {
            "over PCIe once per model call (much of it hidden behind compute at 480p). Wan's UMT5 text encoder is "
            "offloaded layer by layer too (for 8 GB GPUs: it is 11.4 GB in bf16). Needs the model's size in free "
            "CPU memory.",
+}
+BF16 = "bf16"
+VAE_PRECISIONS = {
+    DEFAULT: "The family's own: Wan's VAE in float32, as Wan's code runs it; the other families' in the loader's "
+             "dtype.",
+    BF16: "The VAE in bfloat16: half its weights and about half the memory of decoding and encoding (the Wan 2.1 "
+          "VAE at 832×480: 4.0 GB instead of 7.8 GB for one latent frame; what Wan 1.3B on an 8 GB GPU needs). "
+          "Frames within bf16 rounding of float32, not bit-identical; as ComfyUI's own VAE loader runs Wan's VAE on "
+          "GPUs with bf16.",
 }
 AUTO, ONE, BOTH = "auto", "one at a time", "both resident"
 EXPERTS = {
@@ -159,14 +171,23 @@ def _check(name: str, value: str, options: dict) -> None:
         raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}; got {value!r}.")
 
 
-def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE, device=None,
-                         experts: str = AUTO, free_memory: Callable[[torch.device], int | None] | None = None):
-    """Apply the ``precision``, ``offload`` and ``experts`` choices (keys of PRECISIONS, OFFLOADS, EXPERTS) to a
-    loaded ``backbone`` whose compute device is ``device``; returns the backbone. Call once, right after loading,
-    while the weights are still in CPU memory. ``free_memory(device)`` serves the ``auto`` expert policy."""
+def check_memory_options(precision: str = DEFAULT, offload: str = NONE, experts: str = AUTO,
+                         vae_precision: str = DEFAULT) -> None:
+    """Refuse an unknown choice, before anything is loaded."""
     _check("precision", precision, PRECISIONS)
     _check("offload", offload, OFFLOADS)
     _check("experts", experts, EXPERTS)
+    _check("vae_precision", vae_precision, VAE_PRECISIONS)
+
+
+def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE, device=None,
+                         experts: str = AUTO, free_memory: Callable[[torch.device], int | None] | None = None,
+                         vae_precision: str = DEFAULT):
+    """Apply the ``precision``, ``offload``, ``experts`` and ``vae_precision`` choices (keys of PRECISIONS,
+    OFFLOADS, EXPERTS, VAE_PRECISIONS) to a loaded ``backbone`` whose compute device is ``device``; returns the
+    backbone. Call once, right after loading, while the weights are still in CPU memory. ``free_memory(device)``
+    serves the ``auto`` expert policy."""
+    check_memory_options(precision, offload, experts, vae_precision)
     if hasattr(backbone, "memory_options"):
         raise ValueError(f"'{backbone.name}' already has its memory options ({backbone.memory_options}); load it "
                          "again to choose others.")
@@ -181,6 +202,8 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
             network.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype)
         apply_layerwise_casting(backbone.text_encoder, storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype,
                                 skip_modules_pattern=TEXT_ENCODER_SKIP)
+    if vae_precision == BF16:
+        backbone.vae.to(torch.bfloat16)
     taken_out = {}
     if offload == GROUP:
         streams = device.type == "cuda"
@@ -199,7 +222,7 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
         backbone.modules = BackboneModules(**kept)
         backbone._offloaded_networks = taken_out
     backbone.memory_options = {"precision": precision, "offload": offload, "experts": experts,
-                               "device": str(device)}
+                               "vae_precision": vae_precision, "device": str(device)}
     return backbone
 
 
@@ -224,8 +247,10 @@ def _offload_text_encoder(backbone, device: torch.device, streams: bool) -> None
     backbone.text_encoder_host = _MovedByHooks()
 
 
-def _largest_leaf_bytes(module: nn.Module) -> int:
-    return max((module_bytes(m) for m in module.modules() if not list(m.children())), default=0)
+def leaf_offload_bytes(module: nn.Module, prefetch: bool) -> int:
+    """What leaf-level group offload keeps on the GPU at once: the largest layer, twice with prefetching."""
+    largest = max((module_bytes(m) for m in module.modules() if not list(m.children())), default=0)
+    return largest * (2 if prefetch else 1)
 
 
 def transient_gpu_bytes(backbone) -> int:
@@ -239,5 +264,5 @@ def transient_gpu_bytes(backbone) -> int:
     networks_bytes = sum(group_offload_bytes(network, prefetch) for network in backbone._offloaded_networks.values())
     encoder_bytes = 0
     if isinstance(getattr(backbone, "text_encoder_host", None), _MovedByHooks):
-        encoder_bytes = _largest_leaf_bytes(backbone.text_encoder) * (2 if prefetch else 1)
+        encoder_bytes = leaf_offload_bytes(backbone.text_encoder, prefetch)
     return max(networks_bytes, encoder_bytes)  # the text encoder runs before the networks, never beside them

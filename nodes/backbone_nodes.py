@@ -5,7 +5,8 @@ from ..core import model_files
 from ..core.backbone import TIMESTEP_GRIDS, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.memory_options import NONE as NO_OFFLOAD
-from ..core.memory_options import AUTO, DEFAULT, EXPERTS, OFFLOADS, PRECISIONS, apply_memory_options
+from ..core.memory_options import (AUTO, DEFAULT, EXPERTS, OFFLOADS, PRECISIONS, VAE_PRECISIONS, apply_memory_options,
+                                   check_memory_options)
 from . import comfy_glue as glue
 from .inputs import COMBO, LINK, STRING
 
@@ -23,12 +24,18 @@ def memory_inputs() -> dict:
         "precision": COMBO(list(PRECISIONS), _options(PRECISIONS), DEFAULT),
         "offload": COMBO(list(OFFLOADS), _options(OFFLOADS), NO_OFFLOAD),
         "experts": COMBO(list(EXPERTS), _options(EXPERTS), AUTO),
+        "vae_precision": COMBO(list(VAE_PRECISIONS), _options(VAE_PRECISIONS), DEFAULT),
     }
 
 
-def loaded(backbone, precision: str = DEFAULT, offload: str = NO_OFFLOAD, experts: str = AUTO):
-    """The T2V_BACKBONE output of a loader: the backbone with its memory options, handed to the model manager."""
-    apply_memory_options(backbone, precision, offload, glue.compute_device(), experts, glue.free_memory)
+def loaded(load, precision: str = DEFAULT, offload: str = NO_OFFLOAD, experts: str = AUTO,
+           vae_precision: str = DEFAULT):
+    """The T2V_BACKBONE output of a loader: ``load()``'s backbone with its memory options (checked before it
+    loads), handed to the model manager."""
+    check_memory_options(precision, offload, experts, vae_precision)
+    backbone = load()
+    apply_memory_options(backbone, precision, offload, glue.compute_device(), experts, glue.free_memory,
+                         vae_precision)
     return (glue.LoadedBackbone(backbone),)
 
 
@@ -77,7 +84,7 @@ class LoadT2VBackbone:
         }}
 
     def load(self, model, motion_adapter, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original",
-             precision=DEFAULT, offload=NO_OFFLOAD, experts=AUTO):
+             **memory):
         diffusers_dirs = glue.model_dirs("diffusers")
         path = model_files.resolve(model, model_files.diffusers_models(diffusers_dirs), "diffusers model folder",
                                    diffusers_dirs)
@@ -88,9 +95,9 @@ class LoadT2VBackbone:
         adapter = optional(motion_adapter, "motion adapter", model_files.motion_adapters, _motion_adapter_dirs())
         ip = optional(ip_adapter, "IP-Adapter", model_files.weight_files, glue.model_dirs("ipadapter"))
         encoder = optional(image_encoder, "CLIP vision model", model_files.weight_files, glue.model_dirs("clip_vision"))
-        backbone = load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
-                                 dtype=resolve_dtype(dtype, glue.compute_device()), timestep_grid=timestep_grid)
-        return loaded(backbone, precision, offload, experts)
+        return loaded(lambda: load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
+                                            dtype=resolve_dtype(dtype, glue.compute_device()),
+                                            timestep_grid=timestep_grid), **memory)
 
 
 class T2VTextEncode:

@@ -6,8 +6,7 @@ from __future__ import annotations
 from ..core import model_files
 from ..core.backbone import TIMESTEP_GRIDS, resolve_dtype
 from . import comfy_glue as glue
-from ..core.memory_options import AUTO, DEFAULT
-from .backbone_nodes import CATEGORY, NO_OFFLOAD, NONE, loaded, memory_inputs
+from .backbone_nodes import CATEGORY, NONE, loaded, memory_inputs
 from .inputs import COMBO, FLOAT, validates
 
 DTYPE_TOOLTIP = ("Compute precision. auto = fp16 on a GPU (bf16 for Wan), fp32 on the CPU. An fp8 file is "
@@ -64,17 +63,13 @@ class LoadWanModelFiles:
             **memory_inputs(),
         }}
 
-    def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, precision=DEFAULT,
-             offload=NO_OFFLOAD, experts=AUTO):
+    def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, **memory):
         from ..core.wan_files import HALF, load_wan_files
-        backbone = load_wan_files(
-            _file(model, "diffusion_models", "diffusion model"),
-            _file(text_encoder, "text_encoders", "text encoder"),
-            _file(vae, "vae", "VAE"),
-            resolve_dtype(dtype, glue.compute_device(), half=HALF),
-            transformer_2=_optional_file(model_2, "diffusion_models", "diffusion model"),
-            flow_shift=flow_shift or None)
-        return loaded(backbone, precision, offload, experts)
+        files = (_file(model, "diffusion_models", "diffusion model"),
+                 _file(text_encoder, "text_encoders", "text encoder"), _file(vae, "vae", "VAE"))
+        second = _optional_file(model_2, "diffusion_models", "diffusion model")
+        return loaded(lambda: load_wan_files(*files, resolve_dtype(dtype, glue.compute_device(), half=HALF),
+                                             transformer_2=second, flow_shift=flow_shift or None), **memory)
 
 
 class LoadAnimateDiffCheckpoint:
@@ -109,13 +104,13 @@ class LoadAnimateDiffCheckpoint:
         }}
 
     def load(self, checkpoint, motion_module, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original",
-             precision=DEFAULT, offload=NO_OFFLOAD, experts=AUTO):
+             **memory):
         from ..core.sd15_checkpoint import load_sd15_checkpoint
-        backbone = load_sd15_checkpoint(
-            _file(checkpoint, "checkpoints", "checkpoint"),
-            _file(motion_module, "animatediff_models", "motion module"),
-            ip_adapter=_optional_file(ip_adapter, "ipadapter", "IP-Adapter"),
-            image_encoder=_optional_file(image_encoder, "clip_vision", "CLIP vision model"),
-            dtype=resolve_dtype(dtype, glue.compute_device()), timestep_grid=timestep_grid,
-            tokenizer_dir=glue.clip_tokenizer_dir())
-        return loaded(backbone, precision, offload, experts)
+        files = (_file(checkpoint, "checkpoints", "checkpoint"), _file(motion_module, "animatediff_models",
+                                                                        "motion module"))
+        ip = _optional_file(ip_adapter, "ipadapter", "IP-Adapter")
+        encoder = _optional_file(image_encoder, "clip_vision", "CLIP vision model")
+        return loaded(lambda: load_sd15_checkpoint(*files, ip_adapter=ip, image_encoder=encoder,
+                                                   dtype=resolve_dtype(dtype, glue.compute_device()),
+                                                   timestep_grid=timestep_grid, tokenizer_dir=glue.clip_tokenizer_dir()),
+                      **memory)

@@ -60,6 +60,16 @@ def test_wan22_a14b_from_two_files_with_experts_taking_turns():
     assert torch.isfinite(_sample(handle, 5, 32)).all()
 
 
+def test_the_loaders_take_a_bf16_vae_and_refuse_an_unknown_choice_before_loading(monkeypatch):
+    (handle,) = LoadWanModelFiles().load(*WAN21, "fp32", vae_precision="bf16")
+    assert {p.dtype for p in handle.backbone.vae.parameters()} == {torch.bfloat16}
+    assert handle.backbone.memory_options["vae_precision"] == "bf16"
+    import zeroshot_video.core.wan_files as core_wan_files
+    monkeypatch.setattr(core_wan_files, "load_wan_files", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(ValueError, match="vae_precision must be one of"):
+        LoadWanModelFiles().load(*WAN21, "fp32", vae_precision="fp64")
+
+
 def test_flow_shift_zero_is_the_models_own_and_any_other_value_is_used():
     assert LoadWanModelFiles().load(*WAN21, "fp32")[0].backbone.schedule.shift == 3.0
     assert LoadWanModelFiles().load(*WAN21, "fp32", flow_shift=5.0)[0].backbone.schedule.shift == 5.0

@@ -101,6 +101,25 @@ def test_shipped_workflow_runs_unchanged_through_the_client(comfyui, path, tmp_p
     assert video_shape(comfyui, videos[0]) == EXPECTED_VIDEO[path.stem]
 
 
+LOADERS = ("LoadT2VBackbone", "LoadWanModelFiles", "LoadAnimateDiffCheckpoint")
+
+
+@pytest.mark.parametrize("name", ["wan_t2v_basic", "wan_fifo_long_single_files"])
+def test_a_workflow_saved_before_the_memory_inputs_still_runs(comfyui, name, tmp_path):
+    """A workflow saved by an older release has none of the loaders' optional memory inputs (precision, offload,
+    experts, vae_precision): ComfyUI passes none of them, and each takes its default."""
+    prompt = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    loaders = [node for node in prompt.values() if node["class_type"] in LOADERS]
+    assert loaders
+    for node in loaders:
+        for key in ("precision", "offload", "experts", "vae_precision"):
+            assert node["inputs"].pop(key, None) is not None, f"{name}: {key} was not in the shipped file"
+    older = tmp_path / f"{name}_older.json"
+    older.write_text(json.dumps(prompt))
+    code = client.submit(str(older), comfyui.url, [], tmp_path, timeout=1800)
+    assert code == client.OK, comfyui.log_tail()
+
+
 def _normalized(spec: list | tuple, dynamic_options: bool):
     kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
     if kind == "COMBO":

@@ -1,0 +1,241 @@
+"""Peak GPU memory of Wan at real size, for each memory setting, simulated on the CPU.
+
+    python -m bench.gpu_memory      # writes bench/results/gpu_memory.json (about a minute, a few GB of RAM)
+
+No session of this project has had a GPU, and the memory table's activation figures were a formula's lower
+bound. This measures them instead, without a GPU: the pack's own code runs at real size on fake tensors (torch's
+FakeTensorMode: every op yields the shapes, dtypes and storages of its outputs and computes nothing), and a dispatch
+mode counts the live tensor storage op by op (``LiveBytes``). Measured this way, at 832×480, 81 frames, in bf16:
+
+- **the model call**: ``WanBackbone.predict`` with both guidance branches in one batch, Wan 2.1 1.3B and 14B
+  (one Wan 2.2 A14B expert has 14B's shapes). Attention takes the memory-efficient path, as flash attention does
+  on a GPU: its output and log-sum-exp, never the tokens × tokens matrix.
+- **the text encoder**: UMT5-XXL on its 512 tokens.
+- **decoding**: the Wan 2.1 VAE (float32 as Wan's code runs it, and bf16: ``vae_precision``) streamed one latent
+  frame at a time, as ``DecodeVideoLatent`` with ``chunk`` 1 does; and encoding one image (TI2V-Zero's first
+  frame).
+
+Weights per setting are counted from the same models on the meta device with the pack's own accounting
+(``memory_options.module_bytes``, ``group_offload_bytes``, ``leaf_offload_bytes``) after the pack's hooks: fp8
+storage is applied for real, group offload's blocks are counted. fp8 storage's layer-by-layer cast (one layer's
+weights in bf16 at a time) is added to the activations. What is *not* in these figures: the CUDA context and
+library workspaces (about 0.5–1 GB), the caching allocator's fragmentation (commonly 5–20 %), and kernels'
+scratch memory that lives outside tensors. Each stage's peak is its own: the text encoder leaves the GPU before
+the diffusion model runs, and the VAE is on the GPU beside the diffusion model (the model manager moves them as
+one unit), so it is counted in sampling and in decoding.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import weakref
+
+import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from zeroshot_video.core import memory_options as mo
+from zeroshot_video.core import wan_files
+from zeroshot_video.core.conditioning import Conditioning
+from zeroshot_video.core.schedule import FlowSchedule
+from zeroshot_video.core.wan import TEXT_LENGTH, WanBackbone
+
+from .common import write_results
+from .loading_memory import WAN21_1_3B
+
+GB = 1e9
+SIZE = {"width": 832, "height": 480, "frames": 81, "guidance_branches": 2, "dtype": "bfloat16"}
+MODELS = {"Wan 2.1 1.3B": WAN21_1_3B,
+          "Wan 2.1 14B / one Wan 2.2 A14B expert": {**WAN21_1_3B, "num_attention_heads": 40, "ffn_dim": 13824,
+                                                    "num_layers": 40}}
+SETTINGS = [(mo.DEFAULT, mo.NONE, mo.DEFAULT), (mo.FP8, mo.NONE, mo.DEFAULT), (mo.DEFAULT, mo.GROUP, mo.DEFAULT),
+            (mo.FP8, mo.GROUP, mo.DEFAULT), (mo.FP8, mo.NONE, mo.BF16), (mo.DEFAULT, mo.GROUP, mo.BF16),
+            (mo.FP8, mo.GROUP, mo.BF16)]  # (precision, offload, vae_precision)
+VAE_DTYPES = {mo.DEFAULT: torch.float32, mo.BF16: torch.bfloat16}
+CARDS_GB = (8, 12, 16, 24, 48)
+CONTEXT_GB = 1.0  # CUDA context and library workspaces, which the simulation does not see
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype):
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _transformer(config: dict):
+    from diffusers import WanTransformer3DModel
+    with _default_dtype(torch.bfloat16):
+        return WanTransformer3DModel(**config).eval()
+
+
+def _text_encoder():
+    from transformers import UMT5Config, UMT5EncoderModel
+    config = json.loads((wan_files.CONFIGS / "umt5_xxl" / "config.json").read_text())
+    with _default_dtype(torch.bfloat16):
+        return UMT5EncoderModel(UMT5Config(**config)).eval()
+
+
+def _vae(dtype: torch.dtype = torch.float32):
+    from diffusers import AutoencoderKLWan
+    config = json.loads((wan_files.CONFIGS / "wan21_vae" / "config.json").read_text())
+    with _default_dtype(dtype):
+        return AutoencoderKLWan.from_config({k: v for k, v in config.items() if not k.startswith("_")}).eval()
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of tensor storage alive, and their peak, counted as each op's outputs appear and as each storage is
+    freed (a weak reference per storage). The storages of ``resident`` (a model's weights) are known and not
+    counted, though ops return views of them."""
+
+    def __init__(self, resident: torch.nn.Module):
+        super().__init__()
+        self.live = self.peak = 0
+        self._refs: dict[int, weakref.ref] = {}
+        for tensor in list(resident.parameters()) + list(resident.buffers()):
+            storage = tensor.untyped_storage()
+            self._refs[id(storage)] = weakref.ref(storage)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for tensor in pytree.tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                self._count(tensor.untyped_storage())
+        return out
+
+    def _count(self, storage) -> None:
+        key = id(storage)
+        if key in self._refs and self._refs[key]() is storage:
+            return  # a view, or an op that returned its input
+        size = storage.nbytes()
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        self._refs[key] = weakref.ref(storage, lambda _, size=size, key=key: self._free(key, size))
+
+    def _free(self, key: int, size: int) -> None:
+        self.live -= size
+        self._refs.pop(key, None)
+
+
+def peak_activation_bytes(build, run, fake: bool = True) -> int:
+    """Peak bytes of live tensors while ``run(model)`` runs on ``build()``, beyond the model's own parameters and
+    buffers: what the call itself allocates, inputs included. On fake tensors unless ``fake`` is False (real ones,
+    to check that the two count the same)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode(allow_non_fake_inputs=True) if fake else contextlib.nullcontext():
+        model = build()
+        with LiveBytes(model) as tracker, torch.no_grad():
+            run(model)
+    return tracker.peak
+
+
+def _model_call(transformer, latent_shape) -> None:
+    backbone = WanBackbone("simulated", transformer, torch.nn.Identity(), torch.nn.Identity(), None,
+                           FlowSchedule(shift=5.0, num_train_timesteps=1000), torch.bfloat16)
+    text = torch.randn(1, TEXT_LENGTH, transformer.config.text_dim)
+    backbone.predict(torch.randn(latent_shape), torch.tensor(0.5), [text, text], Conditioning(text, text))
+
+
+def _encode_text(text_encoder) -> None:
+    ids = torch.ones(1, TEXT_LENGTH, dtype=torch.long)
+    text_encoder(ids, torch.ones_like(ids)).last_hidden_state.float()
+
+
+def _decode_streamed(vae, latent_frames: int, h: int, w: int) -> None:
+    """The latent's finiteness check reads a value, which fake tensors have not; it allocates one bool."""
+    from unittest import mock
+
+    from zeroshot_video.core import wan_vae
+    decoder = wan_vae.StreamingDecoder(vae)
+    with mock.patch.object(wan_vae, "require_finite_latent", lambda latents: None):
+        for _ in range(latent_frames):
+            wan_vae.decode_to_images(decoder, torch.randn(1, vae.config.z_dim, 1, h, w), "cpu")
+
+
+def _encode_image(vae, height: int, width: int) -> None:
+    from zeroshot_video.core import wan_vae
+    wan_vae.encode_video(vae, torch.randn(1, 3, 1, height, width))
+
+
+def _meta(build):
+    with torch.device("meta"):
+        return build()
+
+
+def _fp8(network, text_encoder=None):
+    """The pack's fp8 storage on meta copies (``apply_memory_options``' own calls)."""
+    from diffusers.hooks import apply_layerwise_casting
+    if text_encoder is None:
+        network.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+        return network
+    apply_layerwise_casting(network, storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16,
+                            skip_modules_pattern=mo.TEXT_ENCODER_SKIP)
+    return network
+
+
+def _largest_cast_layer_bytes(model) -> int:
+    """The bf16 copy of the largest layer fp8 storage casts up while it runs (its fp8 bytes are already counted)."""
+    return max((mo.module_bytes(m) for m in model.modules()
+                if not list(m.children()) and any(p.dtype == torch.float8_e4m3fn for p in m.parameters())),
+               default=0)
+
+
+def weights_on_gpu(plain, fp8, precision: str, offload: str, leaf_level: bool = False) -> tuple[int, int]:
+    """(weight bytes on the GPU while the model runs, transient bytes of fp8's per-layer cast) for one setting."""
+    model = fp8 if precision == mo.FP8 else plain
+    cast = 2 * _largest_cast_layer_bytes(model) if precision == mo.FP8 else 0
+    if offload == mo.NONE:
+        return mo.module_bytes(model), cast
+    on_gpu = mo.leaf_offload_bytes(model, prefetch=True) if leaf_level else mo.group_offload_bytes(model, True)
+    return on_gpu, cast
+
+
+def main() -> dict:
+    width, height, frames = SIZE["width"], SIZE["height"], SIZE["frames"]
+    latent_frames, h, w = (frames - 1) // 4 + 1, height // 8, width // 8
+    latent_shape = (1, 16, latent_frames, h, w)
+    activations = {"text encoder (UMT5-XXL, 512 tokens)": peak_activation_bytes(_text_encoder, _encode_text)}
+    for vae_precision, dtype in VAE_DTYPES.items():
+        activations[f"VAE decode, {vae_precision} (streamed, 1 latent frame per call)"] = peak_activation_bytes(
+            lambda: _vae(dtype), lambda vae: _decode_streamed(vae, 3, h, w))
+        activations[f"VAE encode, {vae_precision} (one image)"] = peak_activation_bytes(
+            lambda: _vae(dtype), lambda vae: _encode_image(vae, height, width))
+    for name, config in MODELS.items():
+        activations[f"model call ({name})"] = peak_activation_bytes(
+            lambda: _transformer(config), lambda net: _model_call(net, latent_shape))
+    vae_bytes = {name: mo.module_bytes(_meta(lambda: _vae(dtype))) for name, dtype in VAE_DTYPES.items()}
+    encoder = (_meta(_text_encoder), _fp8(_meta(_text_encoder), text_encoder=True))
+    text_act = activations["text encoder (UMT5-XXL, 512 tokens)"]
+    models = {}
+    for name, config in MODELS.items():
+        nets = (_meta(lambda: _transformer(config)), _fp8(_meta(lambda: _transformer(config))))
+        call_act = activations[f"model call ({name})"]
+        settings = {}
+        for precision, offload, vae_precision in SETTINGS:
+            vae = vae_bytes[vae_precision]
+            decode_act = activations[f"VAE decode, {vae_precision} (streamed, 1 latent frame per call)"]
+            net, net_cast = weights_on_gpu(*nets, precision, offload)
+            text, text_cast = weights_on_gpu(*encoder, precision, offload, leaf_level=True)
+            resident = 0 if offload == mo.GROUP else net  # group offload returns every block after the call
+            stages = {"text encoding": text + text_cast + text_act,
+                      "sampling": net + net_cast + vae + call_act,
+                      "decoding": resident + vae + decode_act}
+            peak = max(stages.values())
+            settings[f"{precision} / {offload} / VAE {vae_precision}"] = {
+                "diffusion model weights on the GPU": round(net / GB, 2),
+                **{f"{stage} peak": round(value / GB, 2) for stage, value in stages.items()},
+                "peak": round(peak / GB, 2),
+                "fits (GB cards, with 1 GB for the CUDA context)": [c for c in CARDS_GB if peak / GB + CONTEXT_GB <= c]}
+        models[name] = settings
+    return {"size": SIZE, "method": "fake tensors, live storage counted op by op (bench/gpu_memory.py); not a GPU measurement",
+            "activations_gb": {k: round(v / GB, 2) for k, v in activations.items()},
+            "vae_weights_gb": {k: round(v / GB, 2) for k, v in vae_bytes.items()}, "peaks_gb": models}
+
+
+if __name__ == "__main__":
+    figures = main()
+    print(json.dumps(figures, indent=2))
+    print("written", write_results("gpu_memory", figures))
