@@ -350,6 +350,14 @@ def resolve_dtype(name: str, device: torch.device, half: torch.dtype = torch.flo
     return table[name]
 
 
+def folder_half(model_dir: str | Path) -> torch.dtype:
+    """The 16-bit type a diffusers folder's ``auto`` dtype takes on a GPU: bf16 for Wan, whose own code and
+    released weights are bf16 (as for its single files, ``wan_files.HALF``), fp16 for the UNet families."""
+    from .wan import is_wan_folder
+    from .wan_files import HALF
+    return HALF if is_wan_folder(Path(model_dir)) else torch.float16
+
+
 def load_backbone(model_dir: str | Path, *, motion_adapter: str | Path | None = None,
                   ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None,
                   dtype: torch.dtype = torch.float32, timestep_grid: str = "original") -> VideoBackbone:

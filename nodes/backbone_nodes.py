@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core import model_files
-from ..core.backbone import TIMESTEP_GRIDS, load_backbone, resolve_dtype
+from ..core.backbone import TIMESTEP_GRIDS, folder_half, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.memory_options import NONE as NO_OFFLOAD
 from ..core.memory_options import (AUTO, DEFAULT, EXPERTS, OFFLOADS, PRECISIONS, VAE_PRECISIONS, apply_memory_options,
@@ -68,7 +68,8 @@ class LoadT2VBackbone:
             "motion_adapter": COMBO([NONE] + adapters, "AnimateDiff motion adapter (models/animatediff_models: a "
                                     "diffusers folder or a .safetensors file) for a Stable Diffusion 1.5 model; "
                                     "'none' for ModelScope/Zeroscope.", NONE),
-            "dtype": COMBO(["auto", "fp16", "bf16", "fp32"], "Weight precision. auto = fp16 on a GPU, fp32 on the CPU.",
+            "dtype": COMBO(["auto", "fp16", "bf16", "fp32"], "Weight precision. auto = fp16 on a GPU (bf16 for Wan), "
+                           "fp32 on the CPU.",
                            "auto"),
         }, "optional": {
             "ip_adapter": COMBO([NONE] + ip_adapters, "IP-Adapter weights (models/ipadapter, .safetensors; e.g. "
@@ -96,7 +97,7 @@ class LoadT2VBackbone:
         ip = optional(ip_adapter, "IP-Adapter", model_files.weight_files, glue.model_dirs("ipadapter"))
         encoder = optional(image_encoder, "CLIP vision model", model_files.weight_files, glue.model_dirs("clip_vision"))
         return loaded(lambda: load_backbone(path, motion_adapter=adapter, ip_adapter=ip, image_encoder=encoder,
-                                            dtype=resolve_dtype(dtype, glue.compute_device()),
+                                            dtype=resolve_dtype(dtype, glue.compute_device(), folder_half(path)),
                                             timestep_grid=timestep_grid), **memory)
 
 

@@ -115,6 +115,28 @@ def test_auto_dtype_is_fp32_on_cpu_and_half_on_gpu():
     assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
 
 
+def test_auto_dtype_on_a_gpu_is_the_familys_own_half(models_dir, monkeypatch):
+    """Wan folders take bf16 (Wan's own precision), the UNet families fp16, on a GPU; through the node."""
+    from zeroshot_video.core import backbone as core_backbone
+    from zeroshot_video.nodes import comfy_glue
+    assert core_backbone.folder_half(models_dir / "diffusers" / standin_models.WAN21) == torch.bfloat16
+    assert core_backbone.folder_half(models_dir / "diffusers" / standin_models.MODELSCOPE) == torch.float16
+    class Stop(Exception):
+        """Stops the load once its dtype is chosen: the CPU cannot hold a CUDA backbone."""
+
+    def load_backbone(path, dtype, **options):
+        chosen.append(dtype)
+        raise Stop
+
+    chosen = []
+    monkeypatch.setattr(comfy_glue, "compute_device", lambda: torch.device("cuda"))
+    monkeypatch.setattr("zeroshot_video.nodes.backbone_nodes.load_backbone", load_backbone)
+    for model in (standin_models.WAN21, standin_models.MODELSCOPE):
+        with pytest.raises(Stop):
+            _load(model=model, dtype="auto")
+    assert chosen == [torch.bfloat16, torch.float16]
+
+
 def test_files_inside_a_model_folder_are_not_listed_as_models():
     assert not [name for name in _options("motion_adapter") if "/" in name]
     assert not [name for name in _options("model") if "/" in name]
