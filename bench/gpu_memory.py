@@ -230,7 +230,8 @@ def main() -> dict:
                 "peak": round(peak / GB, 2),
                 "fits (GB cards, with 1 GB for the CUDA context)": [c for c in CARDS_GB if peak / GB + CONTEXT_GB <= c]}
         models[name] = settings
-    return {"size": SIZE, "method": "fake tensors, live storage counted op by op (bench/gpu_memory.py); not a GPU measurement",
+    return {"size": SIZE,
+            "method": "fake tensors, live storage counted op by op (bench/gpu_memory.py); not a GPU measurement",
             "activations_gb": {k: round(v / GB, 2) for k, v in activations.items()},
             "vae_weights_gb": {k: round(v / GB, 2) for k, v in vae_bytes.items()}, "peaks_gb": models}
 

@@ -112,5 +112,6 @@ class LoadAnimateDiffCheckpoint:
         encoder = _optional_file(image_encoder, "clip_vision", "CLIP vision model")
         return loaded(lambda: load_sd15_checkpoint(*files, ip_adapter=ip, image_encoder=encoder,
                                                    dtype=resolve_dtype(dtype, glue.compute_device()),
-                                                   timestep_grid=timestep_grid, tokenizer_dir=glue.clip_tokenizer_dir()),
+                                                   timestep_grid=timestep_grid,
+                                                   tokenizer_dir=glue.clip_tokenizer_dir()),
                       **memory)
