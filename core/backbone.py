@@ -180,7 +180,7 @@ class Backbone(VideoBackbone):
 
     def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu",
                check=None, free_memory=None) -> torch.Tensor:
-        """``check`` (the host's interrupt check) runs before every VAE block; with ``free_memory(device)`` a
+        """``check`` (the host's interrupt check) runs before every VAE block; with ``free_memory(device, needed)`` a
         decode that cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
         from . import vae
         from .block_checks import checked_blocks

@@ -32,8 +32,8 @@ class Denoiser:
     ``guidance_2`` is the low-noise expert's own scale on a two-expert backbone (Wan 2.2 A14B; default: the
     same as ``guidance``). ``before_call`` runs before every model call (call counting). ``check`` (the host's
     interrupt check) runs before every model call and before every block inside it, so one long call still
-    stops within a block. ``free_memory(device)`` (bytes free, None when unknown) lets the first call refuse a
-    request that cannot fit before the model runs.
+    stops within a block. ``free_memory(device, needed)`` (bytes free, None when unknown; see
+    memory_estimate.FreeMemory) lets the first call refuse a request that cannot fit before the model runs.
     """
 
     def __init__(self, backbone, guidance: float, before_call: Callable[[], None] | None = None,

@@ -26,8 +26,11 @@ connection, and its norms and attention work on copies. One call of the ModelSco
 tensors per branch (peak RSS over the call, 64 and 256 frames at 32×32 latents); 10 keeps a margin of about 2×
 against refusing work that would fit. (Wan's transformer measured about 6 of its feed-forward width: 2 are
 counted.)"""
-FreeMemory = Callable[[torch.device], "int | None"]
-"""``free_memory(device)``: bytes free on ``device``, or None when unknown (then nothing is checked)."""
+FreeMemory = Callable[[torch.device, int], "int | None"]
+"""``free_memory(device, needed)``: bytes free on ``device`` once the host has made room for ``needed`` bytes where
+it can (ComfyUI unloads other nodes' idle models, as it does for its own samplers), or None when unknown (then
+nothing is checked). Without the room-making, a model another workflow left cached on the GPU would have a request
+refused that fits once that model is unloaded."""
 
 SAMPLING_ADVICE = ("Lower frames or width/height (in FIFOQueueWithImageEmbed also window_batch), or for a long video "
                    "use FIFOQueueWithImageEmbed or RepeatAndSlideSampler, whose model calls take a fixed window of "
@@ -37,9 +40,10 @@ OUTPUT_ADVICE = ("Make fewer frames or lower width/height, or make a long video 
                  "stream_to_disk on and keep_frames off.")
 
 
-def device_free_memory(device) -> int | None:
+def device_free_memory(device, needed: int = 0) -> int | None:
     """Bytes free on ``device`` outside a host that counts them itself: what CUDA reports free, the memory the
-    system can still hand out for the CPU; None where unknown (then nothing is checked)."""
+    system can still hand out for the CPU; None where unknown (then nothing is checked). Without a host there is
+    nothing to unload, so ``needed`` changes nothing."""
     device = torch.device(device)
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
@@ -118,7 +122,7 @@ def decoded_bytes(backbone, latent_shape) -> int:
 
 
 def _refuse_over(need: int, free_memory: FreeMemory, device, what: str, details: str, advice: str) -> None:
-    free = free_memory(torch.device(device))
+    free = free_memory(torch.device(device), need)
     if free is not None and need > free:
         raise NotEnoughMemoryError(f"{what} needs at least {need / GB:.1f} GB on {device} ({details}), but only "
                                    f"{free / GB:.1f} GB is free there. {advice}")

@@ -104,7 +104,7 @@ def group_offload_bytes(network: nn.Module, prefetch: bool) -> int:
 class NetworkSwap:
     """Denoising networks that take turns on the compute device: ``use(network)`` before each one's call brings
     it there, first sending the others to the offload device when the policy says so (``one at a time``: always;
-    ``auto``: only when the incoming one does not fit beside them, judged by ``free_memory(device)``).
+    ``auto``: only when the incoming one does not fit beside them, judged by ``free_memory(device, needed)``).
 
     A host with its own memory manager (ComfyUI) sets ``host``, an object with ``bring(network)``,
     ``release(network)`` and ``on_device(network) -> bool``: the manager then does the moving and the counting,
@@ -112,7 +112,7 @@ class NetworkSwap:
     asked before every call, because the manager may have evicted a network between calls."""
 
     def __init__(self, members: list[nn.Module], device, offload_device, policy: str,
-                 free_memory: Callable[[torch.device], int | None] | None = None):
+                 free_memory: Callable[[torch.device, int], int | None] | None = None):
         self.members, self.policy, self.free_memory = members, policy, free_memory
         self.device, self.offload_device = torch.device(device), torch.device(offload_device)
         self.host = None
@@ -128,8 +128,9 @@ class NetworkSwap:
             return True
         if self.host is not None or self.free_memory is None:
             return False
-        free = self.free_memory(self.device)
-        return free is not None and free < module_bytes(incoming) * 1.1
+        need = int(module_bytes(incoming) * 1.1)
+        free = self.free_memory(self.device, need)
+        return free is not None and free < need
 
     def use(self, network: nn.Module) -> None:
         if self.host is None and self.is_resident(network):
@@ -181,11 +182,11 @@ def check_memory_options(precision: str = DEFAULT, offload: str = NONE, experts:
 
 
 def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE, device=None,
-                         experts: str = AUTO, free_memory: Callable[[torch.device], int | None] | None = None,
+                         experts: str = AUTO, free_memory: Callable[[torch.device, int], int | None] | None = None,
                          vae_precision: str = DEFAULT):
     """Apply the ``precision``, ``offload``, ``experts`` and ``vae_precision`` choices (keys of PRECISIONS,
     OFFLOADS, EXPERTS, VAE_PRECISIONS) to a loaded ``backbone`` whose compute device is ``device``; returns the
-    backbone. Call once, right after loading, while the weights are still in CPU memory. ``free_memory(device)``
+    backbone. Call once, right after loading, while the weights are still in CPU memory. ``free_memory(device, needed)``
     serves the ``auto`` expert policy."""
     check_memory_options(precision, offload, experts, vae_precision)
     if hasattr(backbone, "memory_options"):

@@ -258,7 +258,7 @@ class WanBackbone(VideoBackbone):
                check=None, free_memory=None) -> torch.Tensor:
         """Latents ``[B, C, F, h, w]`` → IMAGE ``[B·(4(F − 1) + 1), H, W, 3]``: each clip one continuous video,
         streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length). ``check``
-        (the host's interrupt check) runs before every VAE block; with ``free_memory(device)`` a decode that
+        (the host's interrupt check) runs before every VAE block; with ``free_memory(device, needed)`` a decode that
         cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
         from .block_checks import checked_blocks
         from .memory_estimate import check_decode

@@ -116,16 +116,22 @@ def check_interrupt() -> None:
         model_management.throw_exception_if_processing_interrupted()
 
 
-def free_memory(device) -> int | None:
+def free_memory(device, needed: int = 0) -> int | None:
     """Bytes free on ``device`` for the memory checks of core.memory_estimate; None when unknown (no check).
-    ComfyUI's own count where it runs (it includes memory its allocator holds but does not use), except on
-    DirectML, where ComfyUI reports a placeholder 1 GB that would refuse everything."""
+    ComfyUI's own count where it runs (it includes memory its allocator holds but does not use), after asking it
+    to unload other models until ``needed`` bytes are free, as it does before its own samplers run: the pack's own
+    models stay (the one about to run among them). On DirectML, ComfyUI reports a placeholder 1 GB that would
+    refuse everything: None."""
     device = torch.device(device)
-    if IN_COMFYUI:
-        if getattr(model_management, "directml_enabled", False):
-            return None
-        return int(model_management.get_free_memory(device))
-    return device_free_memory(device)
+    if not IN_COMFYUI:
+        return device_free_memory(device, needed)
+    if getattr(model_management, "directml_enabled", False):
+        return None
+    if needed > model_management.get_free_memory(device):
+        ours = [loaded for loaded in model_management.current_loaded_models
+                if isinstance(getattr(loaded.model, "model", None), BackboneModules)]
+        model_management.free_memory(needed, device, keep_loaded=ours)
+    return int(model_management.get_free_memory(device))
 
 
 def clip_tokenizer_dir() -> Path | None:

@@ -16,7 +16,7 @@ GB = 10 ** 9
 
 
 def free(amount):
-    return lambda device: amount
+    return lambda device, needed: amount
 
 
 @pytest.fixture(scope="module", params=["modelscope", "wan"])
@@ -168,6 +168,31 @@ def test_free_memory_outside_comfyui():
         total = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemTotal:"))
     assert 0 < available <= total
     assert glue.free_memory("meta") is None
+
+
+def test_in_comfyui_free_memory_first_unloads_other_models_keeping_the_packs(monkeypatch):
+    """A model another workflow left on the GPU must not get a request refused that fits once it is unloaded:
+    like ComfyUI's own samplers, the check asks the model manager to make room (only when short), keeping the
+    pack's models."""
+    from types import SimpleNamespace
+
+    from zeroshot_video.core.backbone import BackboneModules
+    ours = SimpleNamespace(model=SimpleNamespace(model=BackboneModules(unet=torch.nn.Linear(1, 1))))
+    other = SimpleNamespace(model=SimpleNamespace(model=torch.nn.Linear(1, 1)))
+    state = {"free": 3 * GB, "asked": []}
+
+    def unload(needed, device, keep_loaded=()):
+        state["asked"].append((needed, device, list(keep_loaded)))
+        state["free"] += 5 * GB  # the other model's memory
+
+    manager = SimpleNamespace(current_loaded_models=[other, ours], get_free_memory=lambda device: state["free"],
+                              free_memory=unload)
+    monkeypatch.setattr(glue, "IN_COMFYUI", True)
+    monkeypatch.setattr(glue, "model_management", manager, raising=False)
+    assert glue.free_memory("cpu", 2 * GB) == 3 * GB and state["asked"] == []  # enough: nothing unloaded
+    assert glue.free_memory("cpu", 6 * GB) == 8 * GB
+    (needed, device, kept), = state["asked"]
+    assert needed == 6 * GB and device == torch.device("cpu") and kept == [ours]
 
 
 def test_nodes_denoiser_checks_interrupts_and_memory(modelscope):

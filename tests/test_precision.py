@@ -189,8 +189,8 @@ def test_experts_one_at_a_time_match_both_resident(models_dir, with_host):
 
 def test_auto_keeps_both_experts_while_they_fit(models_dir):
     name = standin_models.WAN22_A14B
-    roomy = _load(models_dir, name, experts=mo.AUTO, free_memory=lambda device: 10 ** 12)
-    tight = _load(models_dir, name, experts=mo.AUTO, free_memory=lambda device: 1)
+    roomy = _load(models_dir, name, experts=mo.AUTO, free_memory=lambda device, needed: 10 ** 12)
+    tight = _load(models_dir, name, experts=mo.AUTO, free_memory=lambda device, needed: 1)
     for backbone in (roomy, tight):
         backbone.network_swap.use(backbone.transformer)
         backbone.network_swap.use(backbone.transformer_2)
