@@ -35,7 +35,8 @@ refused that fits once that model is unloaded."""
 SAMPLING_ADVICE = ("Lower frames or width/height (in FIFOQueueWithImageEmbed also window_batch), or for a long video "
                    "use FIFOQueueWithImageEmbed or RepeatAndSlideSampler, whose model calls take a fixed window of "
                    "frames whatever the length.")
-DECODE_ADVICE = "Lower DecodeVideoLatent's chunk (frames per VAE call; same result), or decode fewer or smaller frames."
+DECODE_ADVICE = ("Lower DecodeVideoLatent's chunk (frames per VAE call; same result), decode fewer or smaller frames, "
+                 "or load the backbone with vae_precision bf16 (about half the decoding memory).")
 OUTPUT_ADVICE = ("Make fewer frames or lower width/height, or make a long video with FIFOQueueWithImageEmbed with "
                  "stream_to_disk on and keep_frames off.")
 
