@@ -172,7 +172,7 @@ class Backbone(VideoBackbone):
         return predict_unet(self, x, t, texts, cond)
 
     def encode(self, pixels: torch.Tensor, chunk: int | None = None, check=None) -> torch.Tensor:
-        """``check`` (the host's interrupt check) runs before every VAE block."""
+        """``check`` (the host's interrupt check) runs before every VAE block and layer."""
         from . import vae
         from .block_checks import checked_blocks
         with checked_blocks([self.vae], check):
@@ -180,8 +180,9 @@ class Backbone(VideoBackbone):
 
     def decode(self, latents: torch.Tensor, chunk: int | None = None, out_device: torch.device | str = "cpu",
                check=None, free_memory=None) -> torch.Tensor:
-        """``check`` (the host's interrupt check) runs before every VAE block; with ``free_memory(device, needed)`` a
-        decode that cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
+        """``check`` (the host's interrupt check) runs before every VAE block and layer; with
+        ``free_memory(device, needed)`` a decode that cannot fit is refused before it starts
+        (``memory_estimate.check_decode``)."""
         from . import vae
         from .block_checks import checked_blocks
         from .memory_estimate import check_decode

@@ -6,8 +6,8 @@ branches in **one** batched call and takes per-frame levels ``[B, F]``; the Deno
 linear in either, and the schedule reads x̂0 and ε̂ from it (``Schedule.split``).
 
 Every model call passes through here, so this is where work that must not go on is stopped: the host's interrupt
-(also inside a call, before every block), a first call that cannot fit in memory, and a latent or prediction that
-is no longer finite (a diverged sampler would otherwise be decoded to a blank video).
+(also inside a call, before every block and layer), a first call that cannot fit in memory, and a latent or
+prediction that is no longer finite (a diverged sampler would otherwise be decoded to a blank video).
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class Denoiser:
 
     ``guidance_2`` is the low-noise expert's own scale on a two-expert backbone (Wan 2.2 A14B; default: the
     same as ``guidance``). ``before_call`` runs before every model call (call counting). ``check`` (the host's
-    interrupt check) runs before every model call and before every block inside it, so one long call still
-    stops within a block. ``free_memory(device, needed)`` (bytes free, None when unknown; see
+    interrupt check) runs before every model call and before every block and layer inside it, so one long
+    call still stops within a layer. ``free_memory(device, needed)`` (bytes free, None when unknown; see
     memory_estimate.FreeMemory) lets the first call refuse a request that cannot fit before the model runs.
     """
 

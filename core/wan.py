@@ -231,7 +231,7 @@ class WanBackbone(VideoBackbone):
     def encode(self, pixels: torch.Tensor, chunk: int | None = None, check=None) -> torch.Tensor:
         """Images ``[N, 3, H, W]`` in [−1, 1] → one latent frame each, ``[1, C, N, h, w]`` (normalised): every
         image encodes alone as the first frame of a video, as an image-to-video first frame does. ``check`` (the
-        host's interrupt check) runs before every VAE block."""
+        host's interrupt check) runs before every VAE block and layer."""
         from .block_checks import checked_blocks
         vae = self.vae
         p = next(vae.parameters())
@@ -242,7 +242,7 @@ class WanBackbone(VideoBackbone):
 
     def encode_video(self, pixels: torch.Tensor, check=None) -> torch.Tensor:
         """A (4k + 1)-frame video ``[1, 3, N, H, W]`` in [−1, 1] → its normalised latent ``[1, C, k + 1, h, w]``;
-        ``check`` runs before every VAE block."""
+        ``check`` runs before every VAE block and layer."""
         from .block_checks import checked_blocks
         p = next(self.vae.parameters())
         with checked_blocks([self.vae], check):
@@ -258,8 +258,8 @@ class WanBackbone(VideoBackbone):
                check=None, free_memory=None) -> torch.Tensor:
         """Latents ``[B, C, F, h, w]`` → IMAGE ``[B·(4(F − 1) + 1), H, W, 3]``: each clip one continuous video,
         streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length). ``check``
-        (the host's interrupt check) runs before every VAE block; with ``free_memory(device, needed)`` a decode that
-        cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
+        (the host's interrupt check) runs before every VAE block and layer; with ``free_memory(device, needed)`` a
+        decode that cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
         from .block_checks import checked_blocks
         from .memory_estimate import check_decode
         step = max(1, chunk or 1)

@@ -15,8 +15,8 @@ MAX_SIDE = 4096
 
 
 def guided_denoiser(backbone, guidance, guidance_2=-1.0):
-    """A Denoiser that checks ComfyUI's interrupt flag before every model call and every block inside it, and
-    refuses a first call that cannot fit in the compute device's free memory."""
+    """A Denoiser that checks ComfyUI's interrupt flag before every model call and every block and layer inside it,
+    and refuses a first call that cannot fit in the compute device's free memory."""
     return Denoiser(backbone, guidance, guidance_2=low_noise_guidance(guidance_2), check=glue.check_interrupt,
                     free_memory=glue.free_memory)
 

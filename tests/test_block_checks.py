@@ -1,5 +1,6 @@
-"""The host's interrupt inside one model call: a check before every block of every ModuleList, on the real (tiny)
-UNet classes, the Wan transformer and both VAEs, through the Denoiser and the backbones' decode/encode."""
+"""The host's interrupt inside one model call: a check before every block of every ModuleList and every layer, on
+the real (tiny) UNet classes, the Wan transformer and both VAEs, through the Denoiser and the backbones'
+decode/encode."""
 import pytest
 import torch
 from torch import nn
@@ -72,9 +73,25 @@ def test_a_check_stops_one_model_call_within_its_blocks(model):
     for handle in handles:
         handle.remove()
     assert stopping.calls == 2 + blocks // 2  # stopped mid-forward, on the first check past the limit
-    assert 0 < len(done) < finished_in_full_call // 2 + 1
+    assert 0 < len(done) < finished_in_full_call
     assert _hooks(model.modules) == before  # every hook of the check is gone, also after the raise
     assert torch.equal(Denoiser(model, 3.0)(x, t, cond), reference)  # the next call runs as if none was stopped
+
+
+@torch.no_grad()
+def test_the_check_runs_before_every_layer_a_model_call_runs(model):
+    """Layers, not only blocks: a large request's block takes seconds on the CPU, a layer a fraction of that."""
+    x, t, cond = _inputs(model)
+    layers = [m for m in model.modules.modules() if next(m.children(), None) is None]
+    ran = []
+    handles = [layer.register_forward_pre_hook(lambda *_: ran.append(1)) for layer in layers]
+    full = Check()
+    try:
+        Denoiser(model, 3.0, check=full)(x, t, cond)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert len(ran) > 0 and full.calls - 1 >= len(ran)
 
 
 @torch.no_grad()
@@ -104,11 +121,11 @@ def test_decode_and_encode_stop_within_the_vae(model):
     assert _hooks(model.vae) == before
 
 
-def test_checked_blocks_hooks_each_block_once_and_cleans_up():
+def test_checked_blocks_hooks_each_block_and_layer_once_and_cleans_up():
     inner = nn.Linear(2, 2)
-    net = nn.Sequential(nn.ModuleList([inner, nn.ReLU()]), nn.ModuleList([inner]))
+    net = nn.Sequential(nn.ModuleList([inner, nn.ReLU()]), nn.ModuleList([inner]), nn.Tanh())
     with checked_blocks([net, net[0]], Check()) as hooked:
-        assert hooked == 2 and _hooks(net) == 2
+        assert hooked == 3 and _hooks(net) == 3  # the Linear, the ReLU and the Tanh, each once
     assert _hooks(net) == 0
     with checked_blocks([net], None) as hooked:
         assert hooked == 0 and _hooks(net) == 0
