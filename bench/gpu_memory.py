@@ -5,13 +5,14 @@
 No session of this project has had a GPU, and the memory table's activation figures were a formula's lower
 bound. This measures them instead, without a GPU: the pack's own code runs at real size on fake tensors (torch's
 FakeTensorMode: every op yields the shapes, dtypes and storages of its outputs and computes nothing), and a dispatch
-mode counts the live tensor storage op by op (``LiveBytes``). Measured this way, at 832×480, 81 frames, in bf16:
+mode counts the live tensor storage op by op (``LiveBytes``). Measured this way, in bf16, each model at its
+native video (Wan 2.1 1.3B and 14B at 832×480, 81 frames; Wan 2.2 TI2V 5B at 1280×704, 121 frames):
 
-- **the model call**: ``WanBackbone.predict`` with both guidance branches in one batch, Wan 2.1 1.3B and 14B
-  (one Wan 2.2 A14B expert has 14B's shapes). Attention takes the memory-efficient path, as flash attention does
-  on a GPU: its output and log-sum-exp, never the tokens × tokens matrix.
+- **the model call**: ``WanBackbone.predict`` with both guidance branches in one batch (one Wan 2.2 A14B expert
+  has 14B's shapes). Attention takes the memory-efficient path, as flash attention does on a GPU: its output and
+  log-sum-exp, never the tokens × tokens matrix.
 - **the text encoder**: UMT5-XXL on its 512 tokens.
-- **decoding**: the Wan 2.1 VAE (float32 as Wan's code runs it, and bf16: ``vae_precision``) streamed one latent
+- **decoding**: the model's VAE (float32 as Wan's code runs it, and bf16: ``vae_precision``) streamed one latent
   frame at a time, as ``DecodeVideoLatent`` with ``chunk`` 1 does; and encoding one image (TI2V-Zero's first
   frame).
 
@@ -44,10 +45,14 @@ from .common import write_results
 from .loading_memory import WAN21_1_3B
 
 GB = 1e9
-SIZE = {"width": 832, "height": 480, "frames": 81, "guidance_branches": 2, "dtype": "bfloat16"}
-MODELS = {"Wan 2.1 1.3B": WAN21_1_3B,
-          "Wan 2.1 14B / one Wan 2.2 A14B expert": {**WAN21_1_3B, "num_attention_heads": 40, "ffn_dim": 13824,
-                                                    "num_layers": 40}}
+WAN21_14B = {**WAN21_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
+WAN22_5B = {**WAN21_1_3B, "num_attention_heads": 24, "ffn_dim": 14336, "in_channels": 48, "out_channels": 48}
+MODELS = {  # name: (transformer config, its VAE's shipped config, width, height, frames: its native video)
+    "Wan 2.1 1.3B": (WAN21_1_3B, "wan21_vae", 832, 480, 81),
+    "Wan 2.1 14B / one Wan 2.2 A14B expert": (WAN21_14B, "wan21_vae", 832, 480, 81),
+    "Wan 2.2 TI2V 5B": (WAN22_5B, "wan22_vae", 1280, 704, 121),
+}
+GUIDANCE_BRANCHES = 2
 SETTINGS = [(mo.DEFAULT, mo.NONE, mo.DEFAULT), (mo.FP8, mo.NONE, mo.DEFAULT), (mo.DEFAULT, mo.GROUP, mo.DEFAULT),
             (mo.FP8, mo.GROUP, mo.DEFAULT), (mo.FP8, mo.NONE, mo.BF16), (mo.DEFAULT, mo.GROUP, mo.BF16),
             (mo.FP8, mo.GROUP, mo.BF16)]  # (precision, offload, vae_precision)
@@ -79,9 +84,9 @@ def _text_encoder():
         return UMT5EncoderModel(UMT5Config(**config)).eval()
 
 
-def _vae(dtype: torch.dtype = torch.float32):
+def _vae(version: str, dtype: torch.dtype = torch.float32):
     from diffusers import AutoencoderKLWan
-    config = json.loads((wan_files.CONFIGS / "wan21_vae" / "config.json").read_text())
+    config = json.loads((wan_files.CONFIGS / version / "config.json").read_text())
     with _default_dtype(dtype):
         return AutoencoderKLWan.from_config({k: v for k, v in config.items() if not k.startswith("_")}).eval()
 
@@ -133,10 +138,13 @@ def peak_activation_bytes(build, run, fake: bool = True) -> int:
 
 
 def _model_call(transformer, latent_shape) -> None:
+    """TI2V-5B (48 latent channels) takes a level per token, as the pack runs it."""
     backbone = WanBackbone("simulated", transformer, torch.nn.Identity(), torch.nn.Identity(), None,
-                           FlowSchedule(shift=5.0, num_train_timesteps=1000), torch.bfloat16)
+                           FlowSchedule(shift=5.0, num_train_timesteps=1000), torch.bfloat16,
+                           expand_timesteps=transformer.config.in_channels == 48)
     text = torch.randn(1, TEXT_LENGTH, transformer.config.text_dim)
-    backbone.predict(torch.randn(latent_shape), torch.tensor(0.5), [text, text], Conditioning(text, text))
+    backbone.predict(torch.randn(latent_shape), torch.tensor(0.5), [text] * GUIDANCE_BRANCHES,
+                     Conditioning(text, text))
 
 
 def _encode_text(text_encoder) -> None:
@@ -193,47 +201,57 @@ def weights_on_gpu(plain, fp8, precision: str, offload: str, leaf_level: bool = 
     return on_gpu, cast
 
 
-def main() -> dict:
-    width, height, frames = SIZE["width"], SIZE["height"], SIZE["frames"]
-    latent_frames, h, w = (frames - 1) // 4 + 1, height // 8, width // 8
-    latent_shape = (1, 16, latent_frames, h, w)
-    activations = {"text encoder (UMT5-XXL, 512 tokens)": peak_activation_bytes(_text_encoder, _encode_text)}
+def _stage_activations(vae_version: str, config: dict, width: int, height: int, frames: int) -> dict:
+    """Peak activation bytes of one model's call, and of its VAE's decoding and image encoding in each dtype."""
+    side = json.loads((wan_files.CONFIGS / vae_version / "config.json").read_text())["scale_factor_spatial"]
+    latent_shape = (1, config["in_channels"], (frames - 1) // 4 + 1, height // side, width // side)
+    found = {"model call": peak_activation_bytes(lambda: _transformer(config),
+                                                 lambda net: _model_call(net, latent_shape))}
     for vae_precision, dtype in VAE_DTYPES.items():
-        activations[f"VAE decode, {vae_precision} (streamed, 1 latent frame per call)"] = peak_activation_bytes(
-            lambda: _vae(dtype), lambda vae: _decode_streamed(vae, 3, h, w))
-        activations[f"VAE encode, {vae_precision} (one image)"] = peak_activation_bytes(
-            lambda: _vae(dtype), lambda vae: _encode_image(vae, height, width))
-    for name, config in MODELS.items():
-        activations[f"model call ({name})"] = peak_activation_bytes(
-            lambda: _transformer(config), lambda net: _model_call(net, latent_shape))
-    vae_bytes = {name: mo.module_bytes(_meta(lambda: _vae(dtype))) for name, dtype in VAE_DTYPES.items()}
+        build = lambda: _vae(vae_version, dtype)  # noqa: E731
+        found[f"VAE decode, {vae_precision}"] = peak_activation_bytes(
+            build, lambda vae: _decode_streamed(vae, 3, *latent_shape[3:]))
+        found[f"VAE encode, {vae_precision}"] = peak_activation_bytes(
+            build, lambda vae: _encode_image(vae, height, width))
+    return found
+
+
+def _settings(nets, encoder, vae_bytes: dict, found: dict, text_act: int) -> dict:
+    """Each setting's weights and stage peaks for one model."""
+    settings = {}
+    for precision, offload, vae_precision in SETTINGS:
+        vae = vae_bytes[vae_precision]
+        net, net_cast = weights_on_gpu(*nets, precision, offload)
+        text, text_cast = weights_on_gpu(*encoder, precision, offload, leaf_level=True)
+        resident = 0 if offload == mo.GROUP else net  # group offload returns every block after the call
+        stages = {"text encoding": text + text_cast + text_act,
+                  "sampling": net + net_cast + vae + found["model call"],
+                  "decoding": resident + vae + found[f"VAE decode, {vae_precision}"]}
+        peak = max(stages.values())
+        settings[f"{precision} / {offload} / VAE {vae_precision}"] = {
+            "diffusion model weights on the GPU": round(net / GB, 2),
+            **{f"{stage} peak": round(value / GB, 2) for stage, value in stages.items()},
+            "peak": round(peak / GB, 2),
+            "fits (GB cards, with 1 GB for the CUDA context)": [c for c in CARDS_GB if peak / GB + CONTEXT_GB <= c]}
+    return settings
+
+
+def main() -> dict:
+    text_act = peak_activation_bytes(_text_encoder, _encode_text)
     encoder = (_meta(_text_encoder), _fp8(_meta(_text_encoder), text_encoder=True))
-    text_act = activations["text encoder (UMT5-XXL, 512 tokens)"]
     models = {}
-    for name, config in MODELS.items():
+    for name, (config, vae_version, width, height, frames) in MODELS.items():
+        found = _stage_activations(vae_version, config, width, height, frames)
+        vae_bytes = {key: mo.module_bytes(_meta(lambda: _vae(vae_version, dtype))) for key, dtype in VAE_DTYPES.items()}
         nets = (_meta(lambda: _transformer(config)), _fp8(_meta(lambda: _transformer(config))))
-        call_act = activations[f"model call ({name})"]
-        settings = {}
-        for precision, offload, vae_precision in SETTINGS:
-            vae = vae_bytes[vae_precision]
-            decode_act = activations[f"VAE decode, {vae_precision} (streamed, 1 latent frame per call)"]
-            net, net_cast = weights_on_gpu(*nets, precision, offload)
-            text, text_cast = weights_on_gpu(*encoder, precision, offload, leaf_level=True)
-            resident = 0 if offload == mo.GROUP else net  # group offload returns every block after the call
-            stages = {"text encoding": text + text_cast + text_act,
-                      "sampling": net + net_cast + vae + call_act,
-                      "decoding": resident + vae + decode_act}
-            peak = max(stages.values())
-            settings[f"{precision} / {offload} / VAE {vae_precision}"] = {
-                "diffusion model weights on the GPU": round(net / GB, 2),
-                **{f"{stage} peak": round(value / GB, 2) for stage, value in stages.items()},
-                "peak": round(peak / GB, 2),
-                "fits (GB cards, with 1 GB for the CUDA context)": [c for c in CARDS_GB if peak / GB + CONTEXT_GB <= c]}
-        models[name] = settings
-    return {"size": SIZE,
+        models[name] = {
+            "size": {"width": width, "height": height, "frames": frames, "vae": vae_version},
+            "activations_gb": {key: round(value / GB, 2) for key, value in found.items()},
+            "vae_weights_gb": {key: round(value / GB, 2) for key, value in vae_bytes.items()},
+            "settings": _settings(nets, encoder, vae_bytes, found, text_act)}
+    return {"dtype": "bfloat16", "guidance_branches": GUIDANCE_BRANCHES,
             "method": "fake tensors, live storage counted op by op (bench/gpu_memory.py); not a GPU measurement",
-            "activations_gb": {k: round(v / GB, 2) for k, v in activations.items()},
-            "vae_weights_gb": {k: round(v / GB, 2) for k, v in vae_bytes.items()}, "peaks_gb": models}
+            "text_encoder_activations_gb": round(text_act / GB, 2), "models": models}
 
 
 if __name__ == "__main__":

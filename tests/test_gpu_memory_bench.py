@@ -39,8 +39,11 @@ def test_fake_tensors_count_what_the_real_model_call_allocates():
 
 def test_committed_figures_are_consistent_and_documented():
     figures = json.loads((ROOT / "bench" / "results" / "gpu_memory.json").read_text())
-    assert figures["size"] == gpu_memory.SIZE
-    for model, settings in figures["peaks_gb"].items():
+    assert sorted(figures["models"]) == sorted(gpu_memory.MODELS)
+    for model, entry in figures["models"].items():
+        _, vae, width, height, frames = gpu_memory.MODELS[model]
+        assert entry["size"] == {"width": width, "height": height, "frames": frames, "vae": vae}
+        settings = entry["settings"]
         plain, fp8 = settings["default / none / VAE default"], settings["fp8 storage / none / VAE default"]
         grouped = settings["default / group offload / VAE default"]
         half_vae = settings["default / group offload / VAE bf16"]
