@@ -28,12 +28,13 @@ from .. import client
 from ..core import fifo, i4vgen, ti2v_zero
 from . import standin_models
 from ..core.anchor import gradient_image, make_anchor
-from ..core.backbone import detect_family, load_backbone, resolve_dtype
+from ..core.backbone import detect_family, folder_half, load_backbone, resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.denoiser import Denoiser
 from ..core.memory_estimate import device_free_memory
-from ..core.model_file_checks import available_memory
+from ..core.model_file_checks import ModelFileError, available_memory, check_safetensors
 from ..core.reward import load_reward_model
+from ..core.single_file_kinds import describe, identify
 from ..core.strategies import NoiseInit, Resample
 from ..core.t2v import noise_like, sample_t2v
 from ..core.validation import check_size
@@ -68,6 +69,7 @@ USED_BY = {
     **dict.fromkeys(("window_frames", "partitions", "window_batch", "no_lookahead", "fifo_eta", "frames_dir"),
                     ("fifo",)),
 }
+WAN_FILE_FLAGS = ("text_encoder", "vae", "model_2")  # what a Wan diffusion model file as --model needs beside it
 # Core checks name node inputs; from the command line the same rules are reported with its flags.
 CORE_NAMES = {"window_frames": "--window-frames", "partitions": "--partitions", "step_sizes": "--step-sizes",
               "turn lookahead off": "pass --no-lookahead"}
@@ -258,17 +260,57 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
+def _single_file_kind(args) -> str | None:
+    """What a single-file ``--model`` is (``single_file_kinds``' kind), read from its header alone, with the
+    companion flags it needs checked; None for a folder or no ``--model``."""
+    companions = [_flag(dest) for dest in WAN_FILE_FLAGS if getattr(args, dest) is not None]
+    for dest in WAN_FILE_FLAGS:
+        value = getattr(args, dest)
+        if value is not None and not Path(value).is_file():
+            raise UsageError(f"{_flag(dest)} {value}: no such file.")
+    model = None if args.model is None else Path(args.model)
+    if model is None or model.is_dir():
+        if companions:
+            raise UsageError(f"{' and '.join(companions)} go with a Wan diffusion model file as --model; a "
+                             "diffusers folder holds its own text encoder and VAE.")
+        return None
+    if model.suffix != ".safetensors":
+        raise UsageError(f"--model {model} is a file but not .safetensors: give a diffusers model folder (the one "
+                         "holding model_index.json) or a .safetensors single file.")
+    try:
+        kind = identify(check_safetensors(model))
+    except ModelFileError as error:
+        raise UsageError(f"--model: {error}") from None
+    if kind == "sd15_checkpoint":
+        if companions:
+            raise UsageError(f"--model {model} is a Stable Diffusion 1.5 checkpoint, which holds its own text "
+                             f"encoder and VAE: drop {' and '.join(companions)}.")
+        if args.motion_adapter is None:
+            raise UsageError(f"--model {model} is a Stable Diffusion 1.5 (image) checkpoint: add --motion-adapter "
+                             "with an AnimateDiff motion module (file or folder) to make it a video model.")
+        return kind
+    if kind == "wan_transformer":
+        missing = [_flag(dest) for dest in ("text_encoder", "vae") if getattr(args, dest) is None]
+        if missing:
+            raise UsageError(f"--model {model} is a Wan diffusion model: add {' and '.join(missing)} (its UMT5 text "
+                             "encoder and Wan VAE files, from ComfyUI's models/text_encoders and models/vae).")
+        if args.motion_adapter is not None:
+            raise UsageError(f"--model {model} is a Wan diffusion model: drop --motion-adapter (it turns Stable "
+                             "Diffusion 1.5 models into video models).")
+        return kind
+    raise UsageError(f"--model {model} is {describe(kind)}, not a model the demo runs: give a diffusers model "
+                     "folder, a Stable Diffusion 1.5 checkpoint (with --motion-adapter) or a Wan diffusion model "
+                     "(with --text-encoder and --vae).")
+
+
 def _check_model_paths(args) -> None:
-    if args.model is not None:
-        model = Path(args.model)
-        if not model.exists():
-            raise UsageError(f"--model {args.model}: no such folder.")
-        if not model.is_dir():
-            raise UsageError(f"--model {args.model} is a file: give the diffusers model folder (the one holding "
-                             "model_index.json, unet/, vae/, text_encoder/).")
+    if args.model is not None and not Path(args.model).exists():
+        raise UsageError(f"--model {args.model}: no such folder or file.")
+    if args.motion_adapter is not None and not Path(args.motion_adapter).exists():
+        raise UsageError(f"--motion-adapter {args.motion_adapter}: no such file or folder.")
+    if _single_file_kind(args) is not None:
+        return
     if args.motion_adapter is not None:
-        if not Path(args.motion_adapter).exists():
-            raise UsageError(f"--motion-adapter {args.motion_adapter}: no such file or folder.")
         if args.model is None:
             raise UsageError("--motion-adapter needs --model, a Stable Diffusion 1.5 folder to add its motion "
                              "modules to (the built-in stand-in is a ModelScope-family model).")
@@ -278,9 +320,9 @@ def _check_model_paths(args) -> None:
         family = detect_family(Path(args.model))
     except ValueError as error:
         raise UsageError(f"--model {args.model}: {error}") from None
-    if family == "modelscope" and args.motion_adapter is not None:
-        raise UsageError(f"--model {args.model} is a ModelScope/Zeroscope video model with its own temporal layers: "
-                         "drop --motion-adapter (it turns Stable Diffusion 1.5 folders into video models).")
+    if family in ("modelscope", "wan") and args.motion_adapter is not None:
+        raise UsageError(f"--model {args.model} is a video model with its own temporal layers ({family}): drop "
+                         "--motion-adapter (it turns Stable Diffusion 1.5 models into video models).")
     if family == "sd15" and args.motion_adapter is None:
         raise UsageError(f"--model {args.model} is a Stable Diffusion 1.5 (image) folder: add --motion-adapter with "
                          "an AnimateDiff motion adapter (folder or .safetensors) to make it a video model.")
@@ -404,8 +446,18 @@ def _backbone(args, scratch: Path):
               "pipeline running end to end. Pass --model <diffusers folder> for a real one.")
         standin_models.write_modelscope(scratch / "tiny")
         args.model = str(scratch / "tiny")
-    backbone = load_backbone(args.model, motion_adapter=args.motion_adapter,
-                             dtype=resolve_dtype(args.dtype, args.device))
+    kind = _single_file_kind(args)
+    if kind == "wan_transformer":
+        from ..core.wan_files import HALF, load_wan_files
+        backbone = load_wan_files(Path(args.model), Path(args.text_encoder), Path(args.vae),
+                                  resolve_dtype(args.dtype, args.device, HALF),
+                                  transformer_2=None if args.model_2 is None else Path(args.model_2))
+    elif kind == "sd15_checkpoint":
+        from ..core.sd15_checkpoint import load_sd15_checkpoint
+        backbone = load_sd15_checkpoint(args.model, args.motion_adapter, dtype=resolve_dtype(args.dtype, args.device))
+    else:
+        backbone = load_backbone(args.model, motion_adapter=args.motion_adapter,
+                                 dtype=resolve_dtype(args.dtype, args.device, folder_half(args.model)))
     return backbone.to(args.device)
 
 
@@ -468,8 +520,16 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
     d.add_argument("--method", choices=sorted(DEMOS), default="t2v",
                    help="t2v and i4vgen make all frames in one model call; ti2v-zero and fifo any number")
-    d.add_argument("--model", help="diffusers model folder (default: a tiny random stand-in)")
-    d.add_argument("--motion-adapter", help="AnimateDiff motion adapter (folder or .safetensors) for an SD1.5 --model")
+    d.add_argument("--model", help="diffusers model folder, or one .safetensors file as ComfyUI keeps them: a "
+                   "Stable Diffusion 1.5 checkpoint (add --motion-adapter) or a Wan diffusion model (add "
+                   "--text-encoder and --vae) (default: a tiny random stand-in)")
+    d.add_argument("--motion-adapter", help="AnimateDiff motion adapter or motion module (folder or .safetensors) "
+                   "for an SD1.5 --model")
+    wan = d.add_argument_group("a Wan diffusion model file as --model (ComfyUI's models/diffusion_models)")
+    wan.add_argument("--text-encoder", help="its UMT5-XXL text encoder file (models/text_encoders), e.g. "
+                     "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    wan.add_argument("--vae", help="its Wan VAE file (models/vae), e.g. wan_2.1_vae.safetensors")
+    wan.add_argument("--model-2", help="Wan 2.2 A14B: the low-noise expert file, with the high-noise one as --model")
     d.add_argument("--prompt", default="a red panda eating bamboo", help="what the video shows")
     d.add_argument("--negative-prompt", default="", help="what it should not show")
     ranged(d, "--frames", int, 8, f"frames to make. t2v/i4vgen: at most {ONE_CALL_FRAMES} (AnimateDiff: at most "

@@ -13,6 +13,8 @@ from PIL import Image
 
 from zeroshot_video import client
 from zeroshot_video.cli import commands
+from zeroshot_video.cli import standin_files_sd15 as sd15_files
+from zeroshot_video.cli import standin_files_wan as wan_files
 from zeroshot_video.cli.commands import main
 from zeroshot_video.core.denoiser import Denoiser
 
@@ -37,6 +39,61 @@ def test_demo_with_a_model_folder(models_dir, tmp_path, capsys):
     assert "RANDOMLY" not in capsys.readouterr().out
     with Image.open(out) as image:
         assert image.n_frames == 2
+
+
+@pytest.mark.parametrize("method", ["t2v", "ti2v-zero"])
+def test_demo_with_wan_single_files_as_comfyui_keeps_them(models_dir, tmp_path, capsys, method):
+    out = tmp_path / "clip.webp"
+    argv = ["demo", "--method", method, "--model", str(models_dir / "diffusion_models" / wan_files.WAN21_FILE),
+            "--text-encoder", str(models_dir / "text_encoders" / wan_files.UMT5_FP8_FILE),
+            "--vae", str(models_dir / "vae" / wan_files.VAE21_FILE), "--width", "32", "--height", "32",
+            "--steps", "2", "--out", str(out)]
+    argv += ["--frames", "5"] if method == "t2v" else ["--frames", "4", "--model-frames", "5", "--resample", "0"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "RANDOMLY" not in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.n_frames == 5 and image.size == (32, 32)
+
+
+def test_demo_with_an_sd15_checkpoint_and_a_motion_module_file(models_dir, tmp_path, capsys):
+    out = tmp_path / "clip.gif"
+    assert main(["demo", "--model", str(models_dir / "checkpoints" / sd15_files.CHECKPOINT),
+                 "--motion-adapter", str(models_dir / "animatediff_models" / sd15_files.MOTION_MODULE_V3),
+                 "--frames", "2", "--steps", "1", "--out", str(out)]) == 0, capsys.readouterr().err
+    with Image.open(out) as image:
+        assert image.n_frames == 2
+
+
+def test_single_file_models_without_their_companions_are_refused_by_flag(models_dir, tmp_path, capsys,
+                                                                         monkeypatch):
+    """Each refused before anything loads."""
+    for loader in ("zeroshot_video.core.wan_files.load_wan_files",
+                   "zeroshot_video.core.sd15_checkpoint.load_sd15_checkpoint",
+                   "zeroshot_video.cli.commands.load_backbone"):
+        monkeypatch.setattr(loader, lambda *a, **k: pytest.fail("a model was loaded before the flags were checked"))
+    wan = str(models_dir / "diffusion_models" / wan_files.WAN21_FILE)
+    encoder = str(models_dir / "text_encoders" / wan_files.UMT5_FP8_FILE)
+    vae = str(models_dir / "vae" / wan_files.VAE21_FILE)
+    checkpoint = str(models_dir / "checkpoints" / sd15_files.CHECKPOINT)
+    module = str(models_dir / "animatediff_models" / sd15_files.MOTION_MODULE_V3)
+    folder = str(models_dir / "diffusers" / "text-to-video-ms-1.7b")
+    cases = [
+        (["--model", wan], ("Wan diffusion model", "--text-encoder and --vae")),
+        (["--model", wan, "--text-encoder", encoder], ("add --vae",)),
+        (["--model", wan, "--text-encoder", encoder, "--vae", vae, "--motion-adapter", module],
+         ("drop --motion-adapter",)),
+        (["--model", wan, "--text-encoder", encoder, "--vae", str(tmp_path / "no.safetensors")], ("--vae", "no such")),
+        (["--model", checkpoint], ("Stable Diffusion 1.5", "--motion-adapter")),
+        (["--model", checkpoint, "--motion-adapter", module, "--vae", vae], ("drop --vae",)),
+        (["--model", vae], ("a Wan 2.1 VAE", "not a model the demo runs")),
+        (["--model", folder, "--vae", vae], ("--vae go with a Wan diffusion model file",)),
+        (["--vae", vae], ("--vae go with a Wan diffusion model file",)),
+    ]
+    for flags, needles in cases:
+        _fails(["demo", *flags, "--out", str(tmp_path / "x.webp")], capsys, *needles)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(Path(wan).read_bytes()[:-100])
+    _fails(["demo", "--model", str(cut), "--text-encoder", encoder, "--vae", vae], capsys, "--model", "cut short")
 
 
 def test_bad_arguments_give_an_error_not_a_traceback(tmp_path, capsys):
@@ -131,9 +188,12 @@ def test_missing_or_wrong_model_paths_are_named_by_their_flag(models_dir, tmp_pa
     a_file = tmp_path / "model.safetensors"
     a_file.write_bytes(b"")
     out, _ = _fails(["demo", "--model", str(tmp_path / "no" / "such"), "--out", str(tmp_path / "x.webp")], capsys,
-                    "--model", "no such folder")
+                    "--model", "no such folder or file")
     _nothing_loaded(out)
-    _fails(["demo", "--model", str(a_file)], capsys, "--model", "is a file")
+    _fails(["demo", "--model", str(a_file)], capsys, "--model", "is empty")
+    not_safetensors = tmp_path / "model.ckpt"
+    not_safetensors.write_bytes(b"x")
+    _fails(["demo", "--model", str(not_safetensors)], capsys, "--model", "not .safetensors")
     sd15 = str(models_dir / "diffusers" / "stable-diffusion-v1-5")
     _fails(["demo", "--model", sd15, "--motion-adapter", str(tmp_path / "mm.safetensors")], capsys,
            "--motion-adapter", "no such file")
