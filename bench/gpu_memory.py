@@ -173,17 +173,6 @@ def _meta(build):
         return build()
 
 
-def _fp8(network, text_encoder=None):
-    """The pack's fp8 storage on meta copies (``apply_memory_options``' own calls)."""
-    from diffusers.hooks import apply_layerwise_casting
-    if text_encoder is None:
-        network.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
-        return network
-    apply_layerwise_casting(network, storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16,
-                            skip_modules_pattern=mo.TEXT_ENCODER_SKIP)
-    return network
-
-
 def _largest_cast_layer_bytes(model) -> int:
     """The bf16 copy of the largest layer fp8 storage casts up while it runs (its fp8 bytes are already counted)."""
     return max((mo.module_bytes(m) for m in model.modules()
@@ -238,12 +227,13 @@ def _settings(nets, encoder, vae_bytes: dict, found: dict, text_act: int) -> dic
 
 def main() -> dict:
     text_act = peak_activation_bytes(_text_encoder, _encode_text)
-    encoder = (_meta(_text_encoder), _fp8(_meta(_text_encoder), text_encoder=True))
+    encoder = (_meta(_text_encoder), mo.store_in_fp8(_meta(_text_encoder), torch.bfloat16, text_encoder=True))
     models = {}
     for name, (config, vae_version, width, height, frames) in MODELS.items():
         found = _stage_activations(vae_version, config, width, height, frames)
         vae_bytes = {key: mo.module_bytes(_meta(lambda: _vae(vae_version, dtype))) for key, dtype in VAE_DTYPES.items()}
-        nets = (_meta(lambda: _transformer(config)), _fp8(_meta(lambda: _transformer(config))))
+        nets = (_meta(lambda: _transformer(config)),
+                mo.store_in_fp8(_meta(lambda: _transformer(config)), torch.bfloat16))
         models[name] = {
             "size": {"width": width, "height": height, "frames": frames, "vae": vae_version},
             "activations_gb": {key: round(value / GB, 2) for key, value in found.items()},

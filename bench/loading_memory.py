@@ -88,7 +88,8 @@ def _load(route: str, path: Path):
     from zeroshot_video.core.wan_files import load_transformer
     model = load_transformer(path, torch.bfloat16)
     if route == "pack + fp8 storage":
-        model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+        from zeroshot_video.core.memory_options import store_in_fp8
+        store_in_fp8(model, torch.bfloat16)
     return model
 
 

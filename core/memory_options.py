@@ -172,6 +172,18 @@ def _check(name: str, value: str, options: dict) -> None:
         raise ValueError(f"{name} must be one of {', '.join(repr(o) for o in options)}; got {value!r}.")
 
 
+def store_in_fp8(module: nn.Module, compute_dtype: torch.dtype, text_encoder: bool = False) -> nn.Module:
+    """``fp8 storage`` on one module: a denoising network with diffusers' default skips, a text encoder with
+    TEXT_ENCODER_SKIP as well."""
+    if not text_encoder:
+        module.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype)
+        return module
+    from diffusers.hooks import apply_layerwise_casting
+    apply_layerwise_casting(module, storage_dtype=torch.float8_e4m3fn, compute_dtype=compute_dtype,
+                            skip_modules_pattern=TEXT_ENCODER_SKIP)
+    return module
+
+
 def check_memory_options(precision: str = DEFAULT, offload: str = NONE, experts: str = AUTO,
                          vae_precision: str = DEFAULT) -> None:
     """Refuse an unknown choice, before anything is loaded."""
@@ -197,12 +209,10 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     if offload == GROUP and group_offload_unavailable():
         raise ValueError(f"offload '{GROUP}': {group_offload_unavailable()}")
     if precision == FP8:
-        from diffusers.hooks import apply_layerwise_casting
         for _, network in nets:
             # the compute dtype is the loader's, so inputs, skipped layers and upcast weights agree
-            network.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype)
-        apply_layerwise_casting(backbone.text_encoder, storage_dtype=torch.float8_e4m3fn, compute_dtype=backbone.dtype,
-                                skip_modules_pattern=TEXT_ENCODER_SKIP)
+            store_in_fp8(network, backbone.dtype)
+        store_in_fp8(backbone.text_encoder, backbone.dtype, text_encoder=True)
     if vae_precision == BF16:
         backbone.vae.to(torch.bfloat16)
     taken_out = {}
