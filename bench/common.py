@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core.backbone import load_backbone
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.families import load_backbone
 
 RESULTS = Path(__file__).parent / "results"
 # "Small but not tiny": big enough that the UNet dominates, small enough for a 2-core CPU.

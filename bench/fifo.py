@@ -18,14 +18,14 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import fifo
-from zeroshot_video.core.backbone import load_backbone
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import fifo
+from zeroshot_video.core.families import load_backbone
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 
-from .common import (Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss,
+from zeroshot_video.bench.common import (Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, reset_peak_rss,
                      write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"

@@ -15,9 +15,9 @@ from diffusers import AnimateDiffPipeline, TextToVideoSDPipeline
 
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 
-from .common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
+from zeroshot_video.bench.common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
                      reset_peak_rss, write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"

@@ -36,13 +36,13 @@ from torch.utils import _pytree as pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from zeroshot_video.core import memory_options as mo
-from zeroshot_video.core import wan_files
+from zeroshot_video.core.families.wan import files as wan_files
 from zeroshot_video.core.conditioning import Conditioning
 from zeroshot_video.core.schedule import FlowSchedule
-from zeroshot_video.core.wan import TEXT_LENGTH, WanBackbone
+from zeroshot_video.core.families.wan.backbone import TEXT_LENGTH, WanBackbone
 
-from .common import write_results
-from .loading_memory import WAN21_1_3B
+from zeroshot_video.bench.common import write_results
+from zeroshot_video.bench.loading_memory import WAN21_1_3B
 
 GB = 1e9
 WAN21_14B = {**WAN21_1_3B, "num_attention_heads": 40, "ffn_dim": 13824, "num_layers": 40}
@@ -156,7 +156,7 @@ def _decode_streamed(vae, latent_frames: int, h: int, w: int) -> None:
     """The latent's finiteness check reads a value, which fake tensors have not; it allocates one bool."""
     from unittest import mock
 
-    from zeroshot_video.core import wan_vae
+    from zeroshot_video.core.families.wan import vae as wan_vae
     decoder = wan_vae.StreamingDecoder(vae)
     with mock.patch.object(wan_vae, "require_finite_latent", lambda latents: None):
         for _ in range(latent_frames):
@@ -164,7 +164,7 @@ def _decode_streamed(vae, latent_frames: int, h: int, w: int) -> None:
 
 
 def _encode_image(vae, height: int, width: int) -> None:
-    from zeroshot_video.core import wan_vae
+    from zeroshot_video.core.families.wan import vae as wan_vae
     wan_vae.encode_video(vae, torch.randn(1, 3, 1, height, width))
 
 

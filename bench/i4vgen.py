@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import i4vgen
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import i4vgen
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.reward import load_reward_model
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.reward import load_reward_model
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 
-from .common import Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, write_results
+from zeroshot_video.bench.common import Meter, answered_as_child, child_peak_rss, load_bench_backbone, peak_rss_mb, write_results
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"
 FRAMES, SIDE, STEPS, GUIDANCE, P, P_RE = 16, 128, 25, 7.5, i4vgen.DEFAULT_P, 1.0

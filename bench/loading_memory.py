@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .common import _status_mb, answered_as_child, child_peak_rss, peak_rss_mb, reset_peak_rss, write_results
+from zeroshot_video.bench.common import _status_mb, answered_as_child, child_peak_rss, peak_rss_mb, reset_peak_rss, write_results
 
 # Wan 2.1 T2V 1.3B, as its official diffusers config (and core.wan_files, from the tensors) has it
 WAN21_1_3B = {"patch_size": [1, 2, 2], "num_attention_heads": 12, "attention_head_dim": 128, "in_channels": 16,
@@ -50,7 +50,7 @@ def comfy_layout_shapes() -> dict[str, tuple[int, ...]]:
     allocated) and renamed as the stand-in writer renames."""
     from diffusers import WanTransformer3DModel
 
-    from zeroshot_video.cli.standin_files_wan import wan_transformer_to_comfy
+    from zeroshot_video.testing.standin_files_wan import wan_transformer_to_comfy
     with torch.device("meta"):
         model = WanTransformer3DModel(**WAN21_1_3B)
     return {name: tuple(t.shape) for name, t in wan_transformer_to_comfy(model).items()}
@@ -85,7 +85,7 @@ def _load(route: str, path: Path):
                                                                   **WAN21_1_3B}))
             return WanTransformer3DModel.from_single_file(str(path), config=config, torch_dtype=torch.bfloat16,
                                                           local_files_only=True)
-    from zeroshot_video.core.wan_files import load_transformer
+    from zeroshot_video.core.families.wan.files import load_transformer
     model = load_transformer(path, torch.bfloat16)
     if route == "pack + fp8 storage":
         from zeroshot_video.core.memory_options import store_in_fp8
@@ -114,7 +114,7 @@ def child(route: str, path: str) -> dict:
     sampled peaks), RSS once loaded (the state dict gone)."""
     import diffusers  # noqa: F401 (imported before the baseline, as every route needs it)
 
-    from zeroshot_video.core import wan_files  # noqa: F401
+    from zeroshot_video.core.families.wan import files  # noqa: F401
     before = reset_peak_rss()
     anon_before, file_before = _status_mb("RssAnon"), _status_mb("RssFile")
     sampler = _Sampler()

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.core import ti2v_zero
-from zeroshot_video.core.anchor import encode_frames, gradient_image, make_anchor
+from zeroshot_video.core.methods import ti2v_zero
+from zeroshot_video.core.methods.anchor import encode_frames, gradient_image, make_anchor
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.strategies import NoiseInit, Resample
+from zeroshot_video.core.methods.strategies import NoiseInit, Resample
 
-from .common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
+from zeroshot_video.bench.common import (Meter, answered_as_child, child_peak_rss, growth_over_output, load_bench_backbone, peak_rss_mb,
                      reset_peak_rss, write_results)
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_models"

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import fifo, ti2v_zero
-from zeroshot_video.core.backbone import load_backbone
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import fifo, ti2v_zero
+from zeroshot_video.core.families import load_backbone
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.strategies import NoiseInit, Resample
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.strategies import NoiseInit, Resample
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 
-from .common import answered_as_child, child_peak_rss, peak_rss_mb, reset_peak_rss, write_results
+from zeroshot_video.bench.common import answered_as_child, child_peak_rss, peak_rss_mb, reset_peak_rss, write_results
 
 MODELS = Path(tempfile.gettempdir()) / "zeroshot_video_bench_wan"
 PROMPT = "a red panda eating bamboo"
@@ -166,7 +166,7 @@ def _memory(streamed: bool) -> dict:
 
 @torch.no_grad()
 def ti2v_calls(backbone, t=TI2V) -> dict:
-    from zeroshot_video.core.anchor import gradient_image, make_anchor
+    from zeroshot_video.core.methods.anchor import gradient_image, make_anchor
     cond = encode_text(backbone, PROMPT, "")
     anchor = make_anchor(backbone, gradient_image(t["width"], t["height"]), t["width"], t["height"])
     calls = Calls(backbone)
@@ -208,7 +208,7 @@ def main():
     if answered_as_child(memory_child, frames={"type": int}, streamed={"action": "store_true"}):
         return
     backbone = _backbone()
-    figures = {"model": "tiny Wan 2.1 stand-in (cli/standin_models.py), fp32, CPU",
+    figures = {"model": "tiny Wan 2.1 stand-in (testing/standin_models.py), fp32, CPU",
                "t2v": t2v_speed(backbone), "fifo": fifo_calls(backbone), "ti2v_zero": ti2v_calls(backbone),
                "fifo_memory": {"settings": {k: v for k, v in MEMORY.items() if k != "lengths"},
                                "frames_returned": _memory(False), "frames_streamed_not_kept": _memory(True)},

@@ -25,18 +25,19 @@ from typing import Callable
 import torch
 
 from .. import client
-from ..core import fifo, i4vgen, ti2v_zero
-from . import standin_models
-from ..core.anchor import gradient_image, make_anchor
-from ..core.backbone import detect_family, folder_half, load_backbone, resolve_dtype
+from ..core.methods import fifo, i4vgen, ti2v_zero
+from ..testing import standin_models, standins
+from ..core.methods.anchor import gradient_image, make_anchor
+from ..core.families import detect_family, folder_half, load_backbone
+from ..core.loading.parts import resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.denoiser import Denoiser
 from ..core.memory_estimate import device_free_memory
-from ..core.model_file_checks import ModelFileError, available_memory, check_safetensors
-from ..core.reward import load_reward_model
-from ..core.single_file_kinds import describe, identify
-from ..core.strategies import NoiseInit, Resample
-from ..core.t2v import noise_like, sample_t2v
+from ..core.loading.file_checks import ModelFileError, available_memory, check_safetensors
+from ..core.methods.reward import load_reward_model
+from ..core.loading.file_kinds import describe, identify
+from ..core.methods.strategies import NoiseInit, Resample
+from ..core.methods.t2v import noise_like, sample_t2v
 from ..core.validation import check_size
 from ..core.video_io import write_video
 
@@ -448,12 +449,12 @@ def _backbone(args, scratch: Path):
         args.model = str(scratch / "tiny")
     kind = _single_file_kind(args)
     if kind == "wan_transformer":
-        from ..core.wan_files import HALF, load_wan_files
+        from ..core.families.wan.files import HALF, load_wan_files
         backbone = load_wan_files(Path(args.model), Path(args.text_encoder), Path(args.vae),
                                   resolve_dtype(args.dtype, args.device, HALF),
                                   transformer_2=None if args.model_2 is None else Path(args.model_2))
     elif kind == "sd15_checkpoint":
-        from ..core.sd15_checkpoint import load_sd15_checkpoint
+        from ..core.families.unet.sd15_checkpoint import load_sd15_checkpoint
         backbone = load_sd15_checkpoint(args.model, args.motion_adapter, dtype=resolve_dtype(args.dtype, args.device))
     else:
         backbone = load_backbone(args.model, motion_adapter=args.motion_adapter,
@@ -501,7 +502,7 @@ def demo(args) -> int:
 
 
 def make_test_models(args) -> None:
-    for path in standin_models.write_all(args.models_dir):
+    for path in standins.write_all(args.models_dir):
         print(path)
 
 

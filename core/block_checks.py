@@ -5,7 +5,8 @@ One model call on a long, large video can run for minutes, so a check made only 
 interrupt unanswered for that long. Every network in the pack (UNet down/up blocks, resnets, attentions, motion
 modules, Wan's transformer blocks, the VAEs' decoder stages) runs its layers from ``torch.nn.ModuleList``s, so a
 forward pre-hook on each element of each of them checks at least once per block, whatever the family, and
-without copying any model's forward.
+without copying any model's forward. One attention over a large frame is a single operation no hook reaches
+into: ``interruptible_attention`` splits it, with the check between the pieces.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
+
+from .interruptible_attention import interruptible_attention
 
 
 class NonFiniteError(ValueError):
@@ -41,9 +44,11 @@ def checked_blocks(modules: Iterable[nn.Module], check: Callable[[], None] | Non
     layer (a module with no submodules: a convolution, a linear map, a norm), each hooked once however it is
     reached; it may raise to stop the forward. Layers, not only blocks: on the CPU one block of a large request
     takes seconds (a resnet's two 3-D convolutions over 256 frames), one layer a fraction of that, and the check
-    costs a flag read. Yields the number of hooked modules; the hooks are removed on exit, also when ``check``
+    costs a flag read. Inside one layer too: an attention whose score matrix is large (a frame of 262144 tokens
+    at 4096×4096) runs in pieces with ``check()`` between them (``interruptible_attention``). Yields the number
+    of hooked modules; the hooks are removed and the attention processors set back on exit, also when ``check``
     raised. ``check`` None hooks nothing."""
-    handles = []
+    handles, modules = [], list(modules)
     try:
         if check is not None:
             hooked: set[int] = set()
@@ -55,7 +60,8 @@ def checked_blocks(modules: Iterable[nn.Module], check: Callable[[], None] | Non
                         if id(block) not in hooked:
                             hooked.add(id(block))
                             handles.append(block.register_forward_pre_hook(lambda _module, _args: check()))
-        yield len(handles)
+        with interruptible_attention(modules, check):
+            yield len(handles)
     finally:
         for handle in handles:
             handle.remove()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .model_file_checks import abridge
+from .loading.file_checks import abridge
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,6 @@ def dropped_tail(tokenizer, text: str, limit: int) -> str | None:
     return tokenizer.decode(full[limit - 1:-1]) if len(full) > limit else None
 
 
-@torch.no_grad()
-def clip_text_embeddings(tokenizer, text_encoder, text: str) -> tuple[torch.Tensor, str | None]:
-    """A CLIP text encoder's last hidden state ``[1, 77, D]`` (padded to the model length, like its pipeline)."""
-    limit = tokenizer.model_max_length
-    ids = tokenizer(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt").input_ids
-    device = next(text_encoder.parameters()).device
-    return text_encoder(ids.to(device))[0].cpu(), dropped_tail(tokenizer, text, limit)
-
-
 def encode_text(backbone, prompt: str, negative: str | None = "") -> Conditioning:
     """Encode both prompts with the backbone's own text encoder, as its pipeline does.
 
@@ -64,9 +55,17 @@ def encode_text(backbone, prompt: str, negative: str | None = "") -> Conditionin
     for label, text in (("prompt", prompt), ("negative prompt", negative)):
         embedded, dropped = backbone.embed_text(text)
         if dropped:
-            cut = f"The {label} is longer than the text encoder's {backbone.tokenizer.model_max_length} tokens; " \
+            cut = f"The {label} is longer than the text encoder's {backbone.text_tokens} tokens; " \
                   "this part was cut off: "
             log.warning("%s'%s'", cut, abridge(dropped))  # a pasted megabyte must not flood the console
             notes.append(f"{cut}'{dropped}'")
         embeddings.append(embedded)
     return Conditioning(positive=embeddings[0], negative=embeddings[1], notes=tuple(notes), prompt=prompt)
+
+
+@dataclass(frozen=True)
+class ImageTokens:
+    """What travels on an IMAGE_EMBEDS link: ``Conditioning.with_image(tokens, uncond)`` takes the pair as is."""
+
+    tokens: torch.Tensor  # the image's tokens, [N, n_tokens, D] (or [N, D] for the plain IP-Adapter)
+    uncond: torch.Tensor  # the gray image's tokens, for the unconditional branch

@@ -5,7 +5,7 @@ or pushes the machine into swap. The estimate counts only what certainly exists 
 that would fit: during a model call, the network's input (the latent stacked over the classifier-free-guidance
 branches, in the model's dtype) and, on every branch, tensors at the first block's resolution and at the widest
 feature width every block there has: two for a patchifying transformer (its feed-forward projection and its
-activation, or two at its inner width if that is wider), ten for a UNet (UNET_ACTIVATION_COPIES); while
+activation, or two at its inner width if that is wider), ten for a UNet (each family's ``memory_profile``); while
 sampling, also the float32 latent the sampler holds; while decoding, a layer's input and output at a decoder's last
 stage on one chunk (the pack never tiles the VAE), and the decoded float frames on the output device. Weights are already resident when the check runs, so they are in neither side of the comparison.
 """
@@ -16,16 +16,10 @@ from typing import Callable
 
 import torch
 
-from .model_file_checks import available_memory
+from .loading.file_checks import available_memory
 
 GB = 1e9
 ACTIVATION_COPIES = 2  # two tensors at the widest width exist at the same time
-UNET_ACTIVATION_COPIES = 10
-"""A UNet holds far more than two tensors at its first width: every down block's output waits for its skip
-connection, and its norms and attention work on copies. One call of the ModelScope stand-in measured 18–20 such
-tensors per branch (peak RSS over the call, 64 and 256 frames at 32×32 latents); 10 keeps a margin of about 2×
-against refusing work that would fit. (Wan's transformer measured about 6 of its feed-forward width: 2 are
-counted.)"""
 FreeMemory = Callable[[torch.device, int], "int | None"]
 """``free_memory(device, needed)``: bytes free on ``device`` once the host has made room for ``needed`` bytes where
 it can (ComfyUI unloads other nodes' idle models, as it does for its own samplers), or None when unknown (then
@@ -61,22 +55,11 @@ def _bytes(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
-def _network_first_block(backbone) -> tuple[int, tuple[int, int, int], int]:
-    """(feature width, latent cells per position (frames, h, w), tensors of that width certainly alive at once)
-    at the network's first block."""
-    transformer = getattr(backbone, "transformer", None)
-    if transformer is not None:  # patchified tokens, each block at the inner width and its feed-forward width
-        config = transformer.config
-        width = max(int(config.num_attention_heads) * int(config.attention_head_dim), int(config.ffn_dim))
-        return width, tuple(int(p) for p in config.patch_size), ACTIVATION_COPIES
-    # conv_in keeps the latent's grid
-    return int(backbone.unet.config.block_out_channels[0]), (1, 1, 1), UNET_ACTIVATION_COPIES
-
-
 def activation_bytes(backbone, latent_shape, branches: int = 2) -> int:
     """Activation bytes one model call on latents ``[B, C, F, h, w]`` with ``branches`` CFG branches needs at least."""
     batch, _, frames, h, w = (int(s) for s in latent_shape)
-    width, (pf, ph, pw), copies = _network_first_block(backbone)
+    profile = backbone.memory_profile()
+    width, (pf, ph, pw), copies = profile.width, profile.cells, profile.copies
     positions = batch * math.ceil(frames / pf) * (h // ph) * (w // pw)
     return branches * positions * width * _bytes(backbone.dtype) * copies
 
@@ -92,33 +75,20 @@ def latent_bytes(latent_shape) -> int:
     return math.prod(int(s) for s in latent_shape) * 4
 
 
-def _vae_geometry(vae) -> tuple[int, int, int, bool]:
-    """(pixel side per latent side, decoder last stage's side per latent side, its width, causal: one latent frame
-    per decoder call)."""
-    config = vae.config
-    if "base_dim" in config:  # Wan's causal VAE; a patchifying one (2.2) ends at 1/patch of the pixel side
-        side = int(config["scale_factor_spatial"])
-        width = int(config.get("decoder_base_dim") or config["base_dim"]) * int(config["dim_mult"][0])
-        return side, side // int(config.get("patch_size") or 1), width, True
-    side = 2 ** (len(config["block_out_channels"]) - 1)  # an image VAE: its first width at full resolution
-    return side, side, int(config["block_out_channels"][0]), False
-
-
 def decode_step_bytes(backbone, latent_shape, chunk: int) -> int:
     """Bytes one VAE decoder call needs at least: ``chunk`` latent frames of an image VAE, or one latent frame (4
     pixel frames after a video's first) of a causal video VAE, at the decoder's last stage."""
     batch, _, frames, h, w = (int(s) for s in latent_shape)
-    _, stage, width, causal = _vae_geometry(backbone.vae)
-    pixel_frames = ((backbone.video_frames(2) - backbone.video_frames(1)) if frames > 1 else 1) if causal \
-        else min(chunk, batch * frames)
-    dtype = next(backbone.vae.parameters()).dtype
-    return pixel_frames * h * stage * w * stage * width * _bytes(dtype) * ACTIVATION_COPIES
+    profile = backbone.memory_profile()
+    stage = profile.stage_side
+    pixel_frames = (backbone.frames_per_latent if frames > 1 else 1) if profile.causal else min(chunk, batch * frames)
+    return pixel_frames * h * stage * w * stage * profile.vae_width * _bytes(profile.vae_dtype) * ACTIVATION_COPIES
 
 
 def decoded_bytes(backbone, latent_shape) -> int:
     """The float32 IMAGE frames ``[B·frames, H, W, 3]`` a decode returns."""
     batch, _, frames, h, w = (int(s) for s in latent_shape)
-    side = _vae_geometry(backbone.vae)[0]
+    side = backbone.memory_profile().pixel_side
     return batch * backbone.video_frames(frames) * h * side * w * side * 3 * 4
 
 

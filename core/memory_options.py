@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .backbone import BackboneModules
+from .interface import BackboneModules
 
 DEFAULT, FP8 = "default", "fp8 storage"
 PRECISIONS = {
@@ -77,12 +77,8 @@ raises)."""
 
 
 def networks(backbone) -> list[tuple[str, nn.Module]]:
-    """The denoising networks (name, module): the diffusers models a backbone holds, other than its VAE. Read
-    from the backbone's parts so a new family with its own network names needs no change here."""
-    from diffusers import ModelMixin
-    held = list(backbone.modules.named_children()) + [(name, module) for name, module in
-                                                      getattr(backbone, "_offloaded_networks", {}).items()]
-    return [(name, module) for name, module in held if name != "vae" and isinstance(module, ModelMixin)]
+    """The denoising networks (name, module) the backbone declares (``denoising_networks``), wherever held."""
+    return list(backbone.denoising_networks().items())
 
 
 def module_bytes(module: nn.Module) -> int:
@@ -201,7 +197,7 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     backbone. Call once, right after loading, while the weights are still in CPU memory. ``free_memory(device, needed)``
     serves the ``auto`` expert policy."""
     check_memory_options(precision, offload, experts, vae_precision)
-    if hasattr(backbone, "memory_options"):
+    if backbone.memory_options is not None:
         raise ValueError(f"'{backbone.name}' already has its memory options ({backbone.memory_options}); load it "
                          "again to choose others.")
     device = torch.device(device if device is not None else backbone.device)
@@ -223,7 +219,7 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
             network.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
                                          offload_type="block_level", num_blocks_per_group=1, use_stream=streams)
             taken_out[name] = network
-        if getattr(backbone, "text_encoder_host", False) is None:
+        if backbone.text_encoder_moves and backbone.text_encoder_host is None:
             _offload_text_encoder(backbone, device, streams)
     elif len(nets) > 1 and experts != BOTH:
         taken_out = dict(nets)
@@ -231,7 +227,7 @@ def apply_memory_options(backbone, precision: str = DEFAULT, offload: str = NONE
     if taken_out:
         kept = {name: module for name, module in backbone.modules.named_children() if name not in taken_out}
         backbone.modules = BackboneModules(**kept)
-        backbone._offloaded_networks = taken_out
+        backbone.offloaded_networks = taken_out
     backbone.memory_options = {"precision": precision, "offload": offload, "experts": experts,
                                "vae_precision": vae_precision, "device": str(device)}
     return backbone
@@ -268,12 +264,12 @@ def transient_gpu_bytes(backbone) -> int:
     """GPU bytes the group-offloaded networks (or text encoder) need while they run, beyond what the model manager
     moved (the blocks on their way through); 0 without group offload (swapped experts and a text encoder that
     comes whole are counted as each is brought)."""
-    options = getattr(backbone, "memory_options", {})
+    options = backbone.memory_options or {}
     if options.get("offload") != GROUP:
         return 0
     prefetch = torch.device(options["device"]).type == "cuda"
-    networks_bytes = sum(group_offload_bytes(network, prefetch) for network in backbone._offloaded_networks.values())
+    networks_bytes = sum(group_offload_bytes(network, prefetch) for network in backbone.offloaded_networks.values())
     encoder_bytes = 0
-    if isinstance(getattr(backbone, "text_encoder_host", None), _MovedByHooks):
+    if isinstance(backbone.text_encoder_host, _MovedByHooks):
         encoder_bytes = leaf_offload_bytes(backbone.text_encoder, prefetch)
     return max(networks_bytes, encoder_bytes)  # the text encoder runs before the networks, never beside them

@@ -1,8 +1,10 @@
 """Loading a video backbone and encoding prompts."""
 from __future__ import annotations
 
-from ..core import model_files
-from ..core.backbone import TIMESTEP_GRIDS, folder_half, load_backbone, resolve_dtype
+from ..core.loading import listings as model_files
+from ..core.families.unet.backbone import TIMESTEP_GRIDS
+from ..core.families import folder_half, load_backbone
+from ..core.loading.parts import resolve_dtype
 from ..core.conditioning import encode_text
 from ..core.memory_options import NONE as NO_OFFLOAD
 from ..core.memory_options import (AUTO, DEFAULT, EXPERTS, OFFLOADS, PRECISIONS, VAE_PRECISIONS, apply_memory_options,

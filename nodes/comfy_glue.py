@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.backbone import BackboneModules
+from ..core.interface import BackboneModules
 from ..core.memory_estimate import device_free_memory
 from ..core.memory_options import transient_gpu_bytes
 
@@ -94,10 +94,10 @@ def wrap_for_memory_manager(backbone):
     ``bring_to_device`` asks ComfyUI to free as ``memory_required``."""
     if not IN_COMFYUI:
         return None
-    swap = getattr(backbone, "network_swap", None)
+    swap = backbone.network_swap
     if swap is not None:
         swap.host = _Managed(swap.members)
-    if hasattr(backbone, "text_encoder_host") and backbone.text_encoder_host is None:  # not group-offloaded
+    if backbone.text_encoder_moves and backbone.text_encoder_host is None:  # not group-offloaded
         backbone.text_encoder_host = _Managed([backbone.text_encoder])
     return _patcher(backbone.modules)
 

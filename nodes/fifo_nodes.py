@@ -5,8 +5,8 @@ import logging
 
 import torch
 
-from ..core import fifo
-from ..core.image_tokens import ImageTokens
+from ..core.methods import fifo
+from ..core.conditioning import ImageTokens
 from . import comfy_glue as glue
 from .inputs import (BOOLEAN, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output, validates,
                      video_latent)

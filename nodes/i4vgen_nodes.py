@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from ..core import i4vgen, model_files
-from ..core.anchor import check_image
-from ..core.backbone import resolve_dtype
-from ..core.reward import load_reward_model
+from ..core.methods import i4vgen
+from ..core.loading import listings as model_files
+from ..core.methods.anchor import check_image
+from ..core.loading.parts import resolve_dtype
+from ..core.methods.reward import load_reward_model
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
-from ..core.t2v import noise_like
+from ..core.methods.t2v import noise_like
 from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, latent_output,
                      validates,
                      video_latent)

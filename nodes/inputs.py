@@ -65,7 +65,7 @@ NIVSDS_STREAM = "nivsds"
 def generator(seed: int, stream: str | None = None):
     """The one source of randomness of a node run: a CPU generator seeded from its seed input (a named stream:
     one of its own, see ``core.t2v.seeded``)."""
-    from ..core.t2v import seeded
+    from ..core.methods.t2v import seeded
     return seeded(seed, stream)
 
 

@@ -3,8 +3,9 @@ ComfyUI's own UNETLoader / CLIPLoader / VAELoader / CheckpointLoaderSimple offer
 T2V_BACKBONE as LoadT2VBackbone's diffusers folders, so every sampler takes either."""
 from __future__ import annotations
 
-from ..core import model_files
-from ..core.backbone import TIMESTEP_GRIDS, resolve_dtype
+from ..core.loading import listings as model_files
+from ..core.families.unet.backbone import TIMESTEP_GRIDS
+from ..core.loading.parts import resolve_dtype
 from . import comfy_glue as glue
 from .backbone_nodes import CATEGORY, NONE, loaded, memory_inputs
 from .inputs import COMBO, FLOAT, validates
@@ -64,7 +65,7 @@ class LoadWanModelFiles:
         }}
 
     def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, **memory):
-        from ..core.wan_files import HALF, load_wan_files
+        from ..core.families.wan.files import HALF, load_wan_files
         files = (_file(model, "diffusion_models", "diffusion model"),
                  _file(text_encoder, "text_encoders", "text encoder"), _file(vae, "vae", "VAE"))
         second = _optional_file(model_2, "diffusion_models", "diffusion model")
@@ -105,7 +106,7 @@ class LoadAnimateDiffCheckpoint:
 
     def load(self, checkpoint, motion_module, dtype, ip_adapter=NONE, image_encoder=NONE, timestep_grid="original",
              **memory):
-        from ..core.sd15_checkpoint import load_sd15_checkpoint
+        from ..core.families.unet.sd15_checkpoint import load_sd15_checkpoint
         files = (_file(checkpoint, "checkpoints", "checkpoint"), _file(motion_module, "animatediff_models",
                                                                         "motion module"))
         ip = _optional_file(ip_adapter, "ipadapter", "IP-Adapter")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..core.denoiser import Denoiser
-from ..core.t2v import GRIDS, noise_like, sample_t2v
+from ..core.methods.t2v import GRIDS, noise_like, sample_t2v
 from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
 from . import comfy_glue as glue
 from .inputs import (COMBO, FLOAT, FROM_LATENT_STREAM, GUIDANCE_2, INT, LINK, SEED, generator, latent_output,

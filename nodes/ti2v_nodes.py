@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from ..core.anchor import CROP_MODES, check_image, make_anchor
-from ..core.image_tokens import ImageTokens, encode_image_tokens
-from ..core.strategies import NoiseInit, Resample
-from ..core.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
+from ..core.methods.anchor import CROP_MODES, check_image, make_anchor
+from ..core.conditioning import ImageTokens
+from ..core.methods.strategies import NoiseInit, Resample
+from ..core.methods.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
 from ..core.validation import check_size
 from . import comfy_glue as glue
 from .inputs import COMBO, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, generator, latent_output, validates
@@ -62,7 +62,7 @@ class EncodeAnchorImage:
         check_image(image)
         model = backbone.ready()
         anchor = make_anchor(model, image, width, height, crop)
-        tokens = ImageTokens(*encode_image_tokens(model, anchor.image[:1])) if model.has_image_attention else None
+        tokens = ImageTokens(*model.encode_image_tokens(anchor.image[:1])) if model.has_image_attention else None
         return (anchor, latent_output(model, anchor.latents), tokens)
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models, standins
 
 logging.getLogger("diffusers").setLevel(logging.ERROR)
 logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -18,7 +18,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    standin_models.write_all(root, vae_blocks=standin_models.REAL_VAE_BLOCKS)  # sizes as real models have them
+    standins.write_all(root, vae_blocks=standin_models.REAL_VAE_BLOCKS)  # sizes as real models have them
     return root
 
 

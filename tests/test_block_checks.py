@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models
 from zeroshot_video.core.block_checks import checked_blocks
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser

@@ -13,8 +13,8 @@ from PIL import Image
 
 from zeroshot_video import client
 from zeroshot_video.cli import commands
-from zeroshot_video.cli import standin_files_sd15 as sd15_files
-from zeroshot_video.cli import standin_files_wan as wan_files
+from zeroshot_video.testing import standin_files_sd15 as sd15_files
+from zeroshot_video.testing import standin_files_wan as wan_files
 from zeroshot_video.cli.commands import main
 from zeroshot_video.core.denoiser import Denoiser
 
@@ -67,8 +67,8 @@ def test_demo_with_an_sd15_checkpoint_and_a_motion_module_file(models_dir, tmp_p
 def test_single_file_models_without_their_companions_are_refused_by_flag(models_dir, tmp_path, capsys,
                                                                          monkeypatch):
     """Each refused before anything loads."""
-    for loader in ("zeroshot_video.core.wan_files.load_wan_files",
-                   "zeroshot_video.core.sd15_checkpoint.load_sd15_checkpoint",
+    for loader in ("zeroshot_video.core.families.wan.files.load_wan_files",
+                   "zeroshot_video.core.families.unet.sd15_checkpoint.load_sd15_checkpoint",
                    "zeroshot_video.cli.commands.load_backbone"):
         monkeypatch.setattr(loader, lambda *a, **k: pytest.fail("a model was loaded before the flags were checked"))
     wan = str(models_dir / "diffusion_models" / wan_files.WAN21_FILE)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers.models.resnet import ResnetBlock2D
 
-from zeroshot_video.core import per_frame_timesteps
+from zeroshot_video.core.families.unet import per_frame_timesteps
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 
@@ -145,12 +145,11 @@ def test_negative_guidance_is_refused(backbone):
 
 @torch.no_grad()
 def test_image_tokens_need_image_attention(modelscope, animatediff_ip):
-    from zeroshot_video.core.image_tokens import encode_image_tokens
     ms = modelscope.ready()
     with pytest.raises(ValueError, match="image cross-attention"):
-        encode_image_tokens(ms, torch.rand(1, 64, 64, 3))
+        ms.encode_image_tokens(torch.rand(1, 64, 64, 3))
     ip = animatediff_ip.ready()
-    image, gray = encode_image_tokens(ip, torch.rand(1, 64, 64, 3))
+    image, gray = ip.encode_image_tokens(torch.rand(1, 64, 64, 3))
     x, cond = _inputs(ip)
     with_image = Denoiser(ip, 5.0)(x, 500, cond.with_image(image, gray, 1.0))
     at_zero = Denoiser(ip, 5.0)(x, 500, cond.with_image(image, gray, 0.0))

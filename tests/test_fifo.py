@@ -11,13 +11,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import fifo, image_tokens
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import fifo
+from zeroshot_video.core.families.unet import image_tokens
 from zeroshot_video.core.conditioning import Conditioning
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.image_tokens import ImageTokens, encode_image_tokens
+from zeroshot_video.core.conditioning import ImageTokens
 from zeroshot_video.core.schedule import FlowSchedule, Schedule
-from zeroshot_video.core.strategies import NoiseInit
+from zeroshot_video.core.methods.strategies import NoiseInit
 from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.fifo_nodes import FIFOQueueWithImageEmbed, T2VConditioningAddImage, T2VPromptSchedule
 from zeroshot_video.nodes.t2v_nodes import T2VSampler
@@ -398,7 +399,7 @@ def test_image_seeding_encodes_once_with_gray_uncond_and_scale_zero_is_text_only
         return stock_call(self, x, t, cond)
 
     try:
-        encode_image_tokens(model, torch.rand(1, 64, 64, 3))
+        model.encode_image_tokens(torch.rand(1, 64, 64, 3))
         per_encoding, encoder_calls[0] = encoder_calls[0], 0
         monkeypatch.setattr(Denoiser, "__call__", spy)
         seeded, _ = fifo_node(animatediff_ip, base, seed_image_from_base_clip=True)
@@ -407,14 +408,14 @@ def test_image_seeding_encodes_once_with_gray_uncond_and_scale_zero_is_text_only
         hook.remove()
     first = torch.cat([c.image for c in seen]).unique(dim=0)
     assert first.shape[0] == 1 and all(c.image_scale == 1.0 for c in seen)
-    from zeroshot_video.core import vae
+    from zeroshot_video.core.families.unet import vae
     from zeroshot_video.nodes.inputs import generator
     queue = fifo.init_queue(model.schedule, fifo.fifo_plan(model.schedule, F, N_PARTS, True, model.max_frames),
                             base["samples"], generator(1))  # the node's seed: slot 0 is what the extension embeds
-    expected = encode_image_tokens(model, vae.decode_frames(model, queue[:, :, :1], chunk=1))
+    expected = model.encode_image_tokens(vae.decode_frames(model, queue[:, :, :1], chunk=1))
     torch.testing.assert_close(seen[0].image, expected[0], rtol=0, atol=1e-6)
     size = model.image_encoder.config.image_size
-    gray = image_tokens._encode(model, image_tokens.clip_pixels(torch.full((1, size, size, 3), 0.5), size))  # pixel 0.5
+    gray = image_tokens._encode(model.unet, model.image_encoder, image_tokens.clip_pixels(torch.full((1, size, size, 3), 0.5), size))  # pixel 0.5
     torch.testing.assert_close(seen[0].image_uncond, gray, rtol=0, atol=1e-6)
 
     text_only, _ = fifo_node(animatediff_ip, base)
@@ -426,7 +427,7 @@ def test_image_seeding_encodes_once_with_gray_uncond_and_scale_zero_is_text_only
 def test_image_to_video_uses_the_given_tokens_for_base_clip_and_loop(animatediff_ip):
     model = animatediff_ip.ready()
     image = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(0))
-    tokens = ImageTokens(*encode_image_tokens(model, image))
+    tokens = ImageTokens(*model.encode_image_tokens(image))
     with_image = T2VConditioningAddImage().add(text(animatediff_ip), tokens, 1.0)[0]
     base = base_latent(animatediff_ip, conditioning=with_image)
     from_embeds, _ = fifo_node(animatediff_ip, base, image_embeds=tokens)

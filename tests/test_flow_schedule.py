@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
-from zeroshot_video.cli.standin_models import ddim_scheduler
+from zeroshot_video.testing.standin_models import ddim_scheduler
 from zeroshot_video.core.schedule import FlowSchedule, Schedule, VPSchedule
-from zeroshot_video.core.t2v import sample_t2v
+from zeroshot_video.core.methods.t2v import sample_t2v
 
 FLOW = FlowSchedule(shift=3.0)
 
@@ -246,7 +246,7 @@ def test_fifo_needs_two_flow_levels():
 
 def test_no_call_is_spent_where_no_signal_is_left():
     """σ = 1 keeps nothing of the clip: TI2V-Zero runs no resampling round there."""
-    from zeroshot_video.core import ti2v_zero
+    from zeroshot_video.core.methods import ti2v_zero
     flow = FlowSchedule(shift=5.0)
     assert not flow.has_signal(1.0) and flow.has_signal(0.5)
     pairs = flow.ti2v_pairs(4)

@@ -8,14 +8,15 @@ import math
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import i4vgen
-from zeroshot_video.core.backbone import ModelFileError, family_scheduler
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import i4vgen
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.families.unet.backbone import family_scheduler
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.reward import load_reward_model
+from zeroshot_video.core.methods.reward import load_reward_model
 from zeroshot_video.core.schedule import FlowSchedule, Schedule
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
 from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
 from zeroshot_video.nodes.t2v_nodes import T2VSampler

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from zeroshot_video import NODE_CLASS_MAPPINGS
-from zeroshot_video.core import fifo, i4vgen
+from zeroshot_video.core.methods import fifo, i4vgen
 from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.fifo_nodes import FIFOQueueWithImageEmbed, T2VPromptSchedule
 from zeroshot_video.nodes.i4vgen_nodes import NIVSDSOptimize, RewardSelectAnchor

@@ -5,8 +5,9 @@ import shutil
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core.backbone import ModelFileError, detect_family
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.families import detect_family
 from zeroshot_video.nodes.backbone_nodes import LoadT2VBackbone
 
 
@@ -88,7 +89,7 @@ def test_unsupported_unet_and_prediction_type(models_dir, tmp_path):
     config.write_text(json.dumps({**json.loads(config.read_text()), "_class_name": "FluxTransformer2DModel"}))
     with pytest.raises(ModelFileError, match="supported are"):
         detect_family(folder)
-    from zeroshot_video.core.backbone import load_scheduler
+    from zeroshot_video.core.families.unet.folder import load_scheduler
     sched = folder / "scheduler" / "scheduler_config.json"
     sched.write_text(json.dumps({**json.loads(sched.read_text()), "prediction_type": "v_prediction"}))
     with pytest.raises(ModelFileError, match="epsilon"):
@@ -110,14 +111,14 @@ def test_half_precision_loads(models_dir):
 
 
 def test_auto_dtype_is_fp32_on_cpu_and_half_on_gpu():
-    from zeroshot_video.core.backbone import resolve_dtype
+    from zeroshot_video.core.loading.parts import resolve_dtype
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     assert resolve_dtype("auto", torch.device("cuda")) == torch.float16
 
 
 def test_auto_dtype_on_a_gpu_is_the_familys_own_half(models_dir, monkeypatch):
     """Wan folders take bf16 (Wan's own precision), the UNet families fp16, on a GPU; through the node."""
-    from zeroshot_video.core import backbone as core_backbone
+    from zeroshot_video.core import families as core_backbone
     from zeroshot_video.nodes import comfy_glue
     assert core_backbone.folder_half(models_dir / "diffusers" / standin_models.WAN21) == torch.bfloat16
     assert core_backbone.folder_half(models_dir / "diffusers" / standin_models.MODELSCOPE) == torch.float16

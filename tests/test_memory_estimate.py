@@ -5,8 +5,10 @@ import types
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import memory_estimate, wan_vae
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core import memory_estimate
+from zeroshot_video.core.interface import MemoryProfile
+from zeroshot_video.core.families.wan import vae as wan_vae
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.memory_estimate import NotEnoughMemoryError
@@ -64,7 +66,7 @@ def test_transformer_estimate_is_a_lower_bound_of_tensors_that_coexist(guidance)
 
 PEAK_OF_ONE_CALL = """
 import resource, sys, torch
-from zeroshot_video.core.backbone import load_backbone
+from zeroshot_video.core.families import load_backbone
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.memory_estimate import model_call_bytes
@@ -107,7 +109,10 @@ def test_decode_estimate_is_a_lower_bound_of_the_decoders_last_stage(model):
 def test_patchifying_wan_vae_geometry():
     """Wan 2.2's VAE decodes at half the pixel side (2×2 patches), 16× below the pixels."""
     vae = standin_models.tiny_wan_vae("2.2")
-    backbone = types.SimpleNamespace(vae=vae, video_frames=wan_vae.video_frames)
+    side, stage, width = wan_vae.decoder_geometry(vae)
+    profile = MemoryProfile(width=0, cells=(1, 1, 1), copies=0, pixel_side=side, stage_side=stage, vae_width=width,
+                            causal=True, vae_dtype=torch.float32)
+    backbone = types.SimpleNamespace(memory_profile=lambda: profile, frames_per_latent=4, video_frames=wan_vae.video_frames)
     seen, handles = _output_bytes([vae.decoder.up_blocks[-1], vae.decoder.norm_out])
     with torch.no_grad():
         frames = wan_vae.decode_to_images(vae, torch.randn(1, 48, 2, 2, 2))
@@ -176,7 +181,7 @@ def test_in_comfyui_free_memory_first_unloads_other_models_keeping_the_packs(mon
     pack's models."""
     from types import SimpleNamespace
 
-    from zeroshot_video.core.backbone import BackboneModules
+    from zeroshot_video.core.interface import BackboneModules
     ours = SimpleNamespace(model=SimpleNamespace(model=BackboneModules(unet=torch.nn.Linear(1, 1))))
     other = SimpleNamespace(model=SimpleNamespace(model=torch.nn.Linear(1, 1)))
     state = {"free": 3 * GB, "asked": []}

@@ -10,11 +10,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import model_file_checks
-from zeroshot_video.core.backbone import ModelFileError, load_backbone, load_image_encoder, load_motion_adapter
-from zeroshot_video.core.model_file_checks import check_safetensors, loading
-from zeroshot_video.core.reward import load_reward_model
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.loading import file_checks as model_file_checks
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.families import load_backbone
+from zeroshot_video.core.families.unet.ip_adapter import load_image_encoder
+from zeroshot_video.core.families.unet.folder import load_motion_adapter
+from zeroshot_video.core.loading.file_checks import check_safetensors, loading
+from zeroshot_video.core.methods.reward import load_reward_model
 
 MS, WAN = standin_models.MODELSCOPE, standin_models.WAN21
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_video.core import model_files
+from zeroshot_video.core.loading import listings as model_files
 
 
 def _model(folder: Path) -> Path:

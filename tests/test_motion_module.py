@@ -13,8 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core.backbone import ModelFileError, load_backbone, load_motion_adapter
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.families.unet.folder import load_motion_adapter
 
 _TABLE = re.compile(r"^(.*)\.temporal_transformer\.(transformer_blocks\.\d+)\.attention_blocks\.0\.pos_encoder\.pe$")
 
@@ -171,7 +172,7 @@ def test_a_diffusers_folder_with_a_missing_tensor_is_refused(tmp_path):
 # imported (diffusers then builds models without the meta device).
 SEED_CHECK = textwrap.dedent("""
     import sys, torch
-    from zeroshot_video.core.backbone import load_backbone
+    from zeroshot_video.core.families import load_backbone
     def run(sd15, adapter):
         outputs = []
         for seed in (1, 2):

@@ -5,12 +5,12 @@ import math
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models
 from zeroshot_video.core.block_checks import NonFiniteError
 from zeroshot_video.core.conditioning import Conditioning
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.schedule import FlowSchedule
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 
 COND = Conditioning(positive=torch.ones(1, 2, 3), negative=torch.zeros(1, 2, 3))
 

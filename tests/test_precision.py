@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models
 from zeroshot_video.core import memory_options as mo
-from zeroshot_video.core.backbone import load_backbone
+from zeroshot_video.core.families import load_backbone
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.t2v import noise_like
+from zeroshot_video.core.methods.t2v import noise_like
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_group_offload = pytest.mark.skipif(mo.group_offload_unavailable() is not None,
@@ -106,7 +106,7 @@ def test_group_offload_gives_the_plain_output(models_dir, name):
         "offloaded networks are out of what the model manager moves whole"
     hooked = [m for _, net in mo.networks(backbone) for m in net.modules() if hasattr(m, "_diffusers_hook")]
     assert hooked, "diffusers' group-offload hooks are installed"
-    if hasattr(backbone, "text_encoder_host"):  # Wan's UMT5, outside the unit, is offloaded layer by layer too
+    if backbone.text_encoder_moves:  # Wan's UMT5, outside the unit, is offloaded layer by layer too
         assert any(hasattr(m, "_diffusers_hook") for m in backbone.text_encoder.modules())
     else:  # a text encoder that travels with the unit stays in it
         assert "text_encoder" in dict(backbone.modules.named_children())

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from zeroshot_video.core import fifo, i4vgen
-from zeroshot_video.core.backbone import family_scheduler
-from zeroshot_video.core.image_tokens import GRAY, clip_pixels
+from zeroshot_video.core.methods import fifo, i4vgen, ti2v_zero
+from zeroshot_video.core.families.unet.backbone import family_scheduler
+from zeroshot_video.core.families.unet.image_tokens import GRAY, clip_pixels
 from zeroshot_video.core.schedule import FINAL, Schedule
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
 
 ANIMATEDIFF = Schedule.from_scheduler(family_scheduler("animatediff"))
@@ -74,7 +74,10 @@ def test_ti2v_zero_grid_is_the_references_for_every_step_count():
         pairs = MODELSCOPE.ti2v_pairs(steps)
         assert [t for t, _ in pairs] == reference.tolist()
         assert [t_next for _, t_next in pairs] == [max(t - ratio, 0) for t in reference.tolist()]
+        # the queue's second noising and the resampling push-back read the next grid point, 0 after the last
+        assert [t_next for *_, t_next in ti2v_zero.step_levels(pairs)] == reference.tolist()[1:] + [0]
     assert MODELSCOPE.ti2v_pairs(3) == [(999, 666), (667, 334), (334, 1), (1, 0)], "S = 3 runs four steps"
+    assert ti2v_zero.step_levels(MODELSCOPE.ti2v_pairs(3))[0] == (999, 666, 667), "DDIM to 666, queue at 667"
     # Where S divides 1000 it is the leading grid with offset 1 that every earlier run used (the last step to ᾱ_0).
     leading = MODELSCOPE.ddim_pairs(10)
     assert [t for t, _ in MODELSCOPE.ti2v_pairs(10)] == [t for t, _ in leading] and leading[-1][1] == FINAL

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from zeroshot_video.core.schedule import FINAL, Schedule
-from zeroshot_video.cli.standin_models import ddim_scheduler
+from zeroshot_video.testing.standin_models import ddim_scheduler
 
 
 @pytest.fixture(params=[("scaled_linear", "leading"), ("linear", "linspace")])

@@ -11,11 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from zeroshot_video.cli import standin_files_sd15, standin_models
-from zeroshot_video.core import sd15_checkpoint
-from zeroshot_video.core.backbone import load_backbone
-from zeroshot_video.core.model_file_checks import ModelFileError, read_json
-from zeroshot_video.core.sd15_checkpoint import CONFIGS, load_sd15_checkpoint
+from zeroshot_video.testing import standin_files_sd15, standin_models
+from zeroshot_video.core.families.unet import sd15_checkpoint
+from zeroshot_video.core.families import load_backbone
+from zeroshot_video.core.loading.file_checks import ModelFileError, read_json
+from zeroshot_video.core.families.unet.sd15_checkpoint import CONFIGS, load_sd15_checkpoint
 
 COMFYUI_TOKENIZER = Path("/tmp/ComfyUI/comfy/sd1_tokenizer")
 WIDTHS = (32, 64)  # the narrowest UNet the released motion modules' 8 heads and 32 norm groups fit
@@ -132,7 +132,7 @@ def test_checkpoint_gives_the_backbone_of_the_same_weights_in_a_folder(files, ve
 
 
 def test_parts_are_the_weights_that_were_saved(files, models):
-    from zeroshot_video.core.strict_load import read_single_file
+    from zeroshot_video.core.loading.strict_load import read_single_file
     file = files["checkpoint"]
     parts = sd15_checkpoint.split_parts(read_single_file(file, "test"), file)
     unet, vae, text = models
@@ -397,7 +397,7 @@ def test_the_standin_files_hold_the_folder_standins_weights(tmp_path):
 
 def test_a_damaged_config_entry_in_the_header_is_refused(files, tmp_path):
     from safetensors.torch import load_file
-    from zeroshot_video.core.strict_load import CONFIG_METADATA
+    from zeroshot_video.core.loading.strict_load import CONFIG_METADATA
     damaged = tmp_path / "damaged.safetensors"
     save_file(load_file(str(files["checkpoint"])), str(damaged), metadata={CONFIG_METADATA: "{unet"})
     with pytest.raises(ModelFileError, match="damaged"):

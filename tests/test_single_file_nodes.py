@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_files_sd15 as sd15_files
-from zeroshot_video.cli import standin_files_wan as wan_files
-from zeroshot_video.core.model_file_checks import ModelFileError
+from zeroshot_video.testing import standin_files_sd15 as sd15_files
+from zeroshot_video.testing import standin_files_wan as wan_files
+from zeroshot_video.core.loading.file_checks import ModelFileError
 from zeroshot_video.nodes.backbone_nodes import LoadT2VBackbone, T2VTextEncode
 from zeroshot_video.nodes.single_file_nodes import LoadAnimateDiffCheckpoint, LoadWanModelFiles
 from zeroshot_video.nodes.t2v_nodes import T2VSampler
@@ -64,7 +64,7 @@ def test_the_loaders_take_a_bf16_vae_and_refuse_an_unknown_choice_before_loading
     (handle,) = LoadWanModelFiles().load(*WAN21, "fp32", vae_precision="bf16")
     assert {p.dtype for p in handle.backbone.vae.parameters()} == {torch.bfloat16}
     assert handle.backbone.memory_options["vae_precision"] == "bf16"
-    import zeroshot_video.core.wan_files as core_wan_files
+    import zeroshot_video.core.families.wan.files as core_wan_files
     monkeypatch.setattr(core_wan_files, "load_wan_files", lambda *a, **k: pytest.fail("loaded before the check"))
     with pytest.raises(ValueError, match="vae_precision must be one of"):
         LoadWanModelFiles().load(*WAN21, "fp32", vae_precision="fp64")

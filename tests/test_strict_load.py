@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from zeroshot_video.cli.standin_files_wan import wan_transformer_to_comfy, wan_vae_to_comfy
-from zeroshot_video.cli.standin_models import tiny_umt5, tiny_wan_tokenizer, tiny_wan_transformer
-from zeroshot_video.core.model_file_checks import ModelFileError
-from zeroshot_video.core.strict_load import config_folder, load_exact, read_single_file, single_file_model
+from zeroshot_video.testing.standin_files_wan import wan_transformer_to_comfy, wan_vae_to_comfy
+from zeroshot_video.testing.standin_models import tiny_umt5, tiny_wan_tokenizer, tiny_wan_transformer
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.loading.strict_load import config_folder, load_exact, read_single_file, single_file_model
 
 FILE = Path("/models/diffusion_models/some_wan.safetensors")
 

@@ -5,7 +5,7 @@ from diffusers import AnimateDiffPipeline
 
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.t2v_nodes import DecodeVideoLatent, T2VSampler
 
 PROMPT = "the cat on the mat"

@@ -12,13 +12,13 @@ import torch
 import torch.nn.functional as F
 
 from zeroshot_video.cli import commands as cli
-from zeroshot_video.core.anchor import Anchor, make_anchor, preprocess, to_pixels
+from zeroshot_video.core.methods.anchor import Anchor, make_anchor, preprocess, to_pixels
 from zeroshot_video.core.schedule import FINAL, FlowSchedule, Schedule
-from zeroshot_video.cli.standin_models import ddim_scheduler
-from zeroshot_video.core.strategies import NoiseInit, Resample
-from zeroshot_video.core.t2v import noise_like, sample_t2v
-from zeroshot_video.core import ti2v_zero
-from zeroshot_video.core.ti2v_zero import sample_ti2v_zero, ti2v_grid
+from zeroshot_video.testing.standin_models import ddim_scheduler
+from zeroshot_video.core.methods.strategies import NoiseInit, Resample
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods import ti2v_zero
+from zeroshot_video.core.methods.ti2v_zero import sample_ti2v_zero, ti2v_grid
 from zeroshot_video.nodes import comfy_glue
 from zeroshot_video.nodes.ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
 
@@ -106,12 +106,12 @@ def test_with_zero_noise_slots_hold_scaled_queue_inversion_and_renoise(schedule)
     tau1 = pairs[0][0]  # on a flow grid σ = 1: a = 0, the inverted slot is pure (here zero) noise
     assert torch.allclose(den.inputs[0][:, :, K], schedule.coefficients(tau1, c).a * c[:, :, -1], atol=1e-6)
     call = 0
-    for t, t_next in pairs:
+    for t, t_step, t_next in ti2v_zero.step_levels(pairs):  # VP S = 3: 999 steps to 666, t' = 667
         a_t, a_next = schedule.coefficients(t, c).a, schedule.coefficients(t_next, c).a
         assert torch.allclose(den.inputs[call][:, :, :K], a_t * c, atol=1e-6)  # step 4a
         for _ in range(ti2v_zero.rounds_at(schedule, t, rounds)):  # none at σ = 1 (no signal to keep)
             # step iii: every frame × a_t/a_t' (√(ᾱ_t/ᾱ_t')), after the queue is put back at t'
-            stepped = schedule.ddim_step(den.inputs[call], den.outputs[call], t, t_next)
+            stepped = schedule.ddim_step(den.inputs[call], den.outputs[call], t, t_step)
             stepped = torch.cat([a_next * c, stepped[:, :, K:]], dim=2)
             call += 1
             assert torch.allclose(den.inputs[call], (a_t / a_next) * stepped, atol=1e-6)
@@ -221,6 +221,70 @@ def test_fresh_noise_for_every_noising(schedule):
     assert shapes == expected
 
 
+def official_levels(steps: int) -> list[tuple[int, int, int]]:
+    """(t, DDIM target, next level) per step of the reference's loop, from its semantics: its grid is
+    1 + arange(0, 1000, 1000 // S) clamped to 999, descending; its DDIM update always lands on t − 1000 // S (at
+    least 0), while the queue's second noising and the resampling push-back read the next grid point (0 last)."""
+    stride = 1000 // steps
+    grid = [min(1 + i, 999) for i in reversed(range(0, 1000, stride))]
+    return [(t, max(t - stride, 0), (grid + [0])[j + 1]) for j, t in enumerate(grid)]
+
+
+def official_new_latent(denoiser, c: torch.Tensor, steps: int, rounds: int, noises) -> torch.Tensor:
+    """One new latent of the reference's loop (ε-model, η = 0) after the queue latents ``c``, written out on the
+    ᾱ table, taking its noises from ``noises`` in the order the pack draws them."""
+    abar = SCHEDULE.alphas_cumprod
+
+    def q(x0, t, eps):
+        return abar[t].sqrt() * x0 + (1 - abar[t]).sqrt() * eps
+
+    def ddim(z, t, target):
+        eps = denoiser(z, t, None)
+        x0 = (z - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
+        return abar[target].sqrt() * x0 + (1 - abar[target]).sqrt() * eps
+
+    K, levels = c.shape[2], official_levels(steps)
+    clip = next(noises)
+    z = torch.cat([clip[:, :, :K], q(c[:, :, -1:], levels[0][0], clip[:, :, K:])], dim=2)
+    for t, target, t_next in levels:
+        z = torch.cat([q(c, t, next(noises)), z[:, :, K:]], dim=2)
+        queue_next = q(c, t_next, next(noises)) if rounds else None
+        for _ in range(rounds):
+            z = torch.cat([queue_next, ddim(z, t, target)[:, :, K:]], dim=2)
+            ratio = abar[t] / abar[t_next]
+            z = ratio.sqrt() * z + (1 - ratio).sqrt() * next(noises)
+        z = ddim(z, t, target)
+    return z[:, :, K:]
+
+
+@pytest.mark.parametrize("steps", [3, 9, 10])
+@pytest.mark.parametrize("rounds", [1, 2])
+def test_matches_the_reference_loop_where_its_grid_clamps_the_first_point(steps, rounds):
+    # S = 3: 999 steps DDIM to 666, but the queue and the push-back use 667 (S = 9: 888 and 889); S = 10 never clamps.
+    draws, gen = [], torch.Generator().manual_seed(11)
+
+    def recording(shape):
+        draws.append(torch.randn(shape, generator=gen))
+        return draws[-1]
+
+    video, out, den, mock, frames, latents = mock_run(SCHEDULE, num_frames=1, steps=steps, rounds=rounds,
+                                                      model_frames=4, noise_sampler=recording)
+    official = official_new_latent(MockDenoiser(SCHEDULE), latents.expand(-1, -1, 3, -1, -1), steps, rounds,
+                                   iter(draws))
+    assert float((out[:, :, 1:] - official).abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize("steps", [3, 7, 9, 10])
+def test_only_a_clamped_grid_noises_the_queue_off_the_ddim_target(schedule, steps, monkeypatch):
+    # Against the earlier rule (queue and push-back at the DDIM target): bit for bit the same wherever the first
+    # point is not clamped (S = 7, 10, every flow grid); S = 3 and 9 clamp it (1000 // S divides 999).
+    now = mock_run(schedule, num_frames=2, steps=steps, rounds=1)[1]
+    monkeypatch.setattr(ti2v_zero, "step_levels", lambda pairs: [(t, t_step, t_step) for t, t_step in pairs])
+    before = mock_run(schedule, num_frames=2, steps=steps, rounds=1)[1]
+    clamped = schedule.prediction == "epsilon" and 999 % (1000 // steps) == 0
+    assert torch.equal(now, before) != clamped
+
+
 def test_seed_determinism(schedule):
     a, b, c = (mock_run(schedule, num_frames=2, seed=s)[0] for s in (5, 5, 6))
     assert torch.equal(a, b) and not torch.equal(a, c)
@@ -297,8 +361,8 @@ def test_nodes_end_to_end_with_progress_previews_and_interrupt_checks(modelscope
 
 
 def test_encode_cache_bit_identical_on_a_real_vae(modelscope, anchor_ms):
-    from zeroshot_video.core import ti2v_zero
-    from zeroshot_video.core.anchor import encode_frames
+    from zeroshot_video.core.methods import ti2v_zero
+    from zeroshot_video.core.methods.anchor import encode_frames
     from zeroshot_video.core.conditioning import encode_text
     from zeroshot_video.core.denoiser import Denoiser
     model = modelscope.ready()

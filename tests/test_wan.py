@@ -6,12 +6,12 @@ import pytest
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
 
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.schedule import FlowSchedule
-from zeroshot_video.core.t2v import noise_like, sample_t2v
-from zeroshot_video.core.wan import OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
+from zeroshot_video.core.families.wan.backbone import OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
 
 PROMPT = "a red panda in a bamboo forest"
 SIZES = {standin_models.WAN21: 32, standin_models.WAN22_A14B: 32, standin_models.WAN22_TI2V: 64}
@@ -158,7 +158,8 @@ def test_image_tokens_on_wan_are_refused(wan):
 def test_a_wan_vae_in_a_unet_folder_is_refused(models_dir, tmp_path):
     import shutil
 
-    from zeroshot_video.core.backbone import ModelFileError, load_backbone
+    from zeroshot_video.core.loading.file_checks import ModelFileError
+    from zeroshot_video.core.families import load_backbone
     folder = tmp_path / "mixed"
     shutil.copytree(models_dir / "diffusers" / standin_models.MODELSCOPE, folder)
     shutil.rmtree(folder / "vae")

@@ -1,6 +1,6 @@
 """Wan 2.1 / 2.2 from ComfyUI's single files: the same model as the diffusers folder, offline, strictly loaded.
 
-The single-file stand-ins hold the weights of the folder stand-ins (cli/standin_files_wan), so every part loaded
+The single-file stand-ins hold the weights of the folder stand-ins (testing/standin_files_wan), so every part loaded
 from the files is compared with the part loaded from the folder: transformer, VAE and text embeddings.
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from zeroshot_video.cli import standin_files_wan as files
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import wan_files
-from zeroshot_video.core.model_file_checks import ModelFileError
-from zeroshot_video.core.single_file_kinds import identify
-from zeroshot_video.core.wan import load_wan
-from zeroshot_video.core.strict_load import CONFIG_METADATA
-from zeroshot_video.core.wan_files import load_wan_files
+from zeroshot_video.testing import standin_files_wan as files
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.families.wan import files as wan_files
+from zeroshot_video.core.loading.file_checks import ModelFileError
+from zeroshot_video.core.loading.file_kinds import identify
+from zeroshot_video.core.families.wan.folder import load_wan
+from zeroshot_video.core.loading.strict_load import CONFIG_METADATA
+from zeroshot_video.core.families.wan.files import load_wan_files
 
 FP8_TOLERANCE = 0.15  # e4m3 keeps 3 mantissa bits: 6 % per weight; outputs of the tiny models stay well inside
 
@@ -234,7 +234,7 @@ def test_the_tokenizer_inside_the_file_truncates_and_reports_like_the_folders(co
 
 # --- faults: each one a ModelFileError naming the file ------------------------------------------------------
 def _head_metadata(comfy, name):
-    from zeroshot_video.core.strict_load import read_metadata
+    from zeroshot_video.core.loading.strict_load import read_metadata
     return read_metadata(comfy / "diffusion_models" / name)
 
 
@@ -272,7 +272,7 @@ def test_a_broken_transformer_file_is_refused(comfy, tmp_path, fault, says):
 def test_broken_vae_and_text_encoder_files_are_refused(comfy, tmp_path, part, name, key):
     load = wan_files.load_vae if part == "vae" else lambda f: wan_files.load_text_encoder(f, torch.float32)
     source = comfy / part / name
-    from zeroshot_video.core.strict_load import read_metadata
+    from zeroshot_video.core.loading.strict_load import read_metadata
     metadata = read_metadata(source) or None
     missing = _rewrite(source, tmp_path / part / "missing.safetensors", lambda s: s.pop(key), metadata)
     with pytest.raises(ModelFileError, match=r"missing.safetensors' lacks 1 tensor\(s\) the model needs"):
@@ -404,7 +404,7 @@ def test_the_vae_renaming_agrees_with_diffusers_converter_at_the_released_depth(
     the pack's renaming into the same weights."""
     from diffusers import AutoencoderKLWan
 
-    from zeroshot_video.core.strict_load import config_folder, single_file_model
+    from zeroshot_video.core.loading.strict_load import config_folder, single_file_model
     torch.manual_seed(0)
     vae = AutoencoderKLWan(base_dim=4, dim_mult=[1, 2, 4, 4], num_res_blocks=2, z_dim=16)
     config = {k: v for k, v in vae.config.items() if not k.startswith("_")}

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from zeroshot_video.cli import standin_models
-from zeroshot_video.core import fifo
+from zeroshot_video.testing import standin_models
+from zeroshot_video.core.methods import fifo
 from zeroshot_video.nodes.backbone_nodes import LoadT2VBackbone, T2VTextEncode
 from zeroshot_video.nodes.fifo_nodes import FIFOQueueWithImageEmbed
 from zeroshot_video.nodes.i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor

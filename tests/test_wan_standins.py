@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zeroshot_video.cli import standin_models as models
+from zeroshot_video.testing import standin_models as models
 
 WAN = {  # name: (class names, boundary_ratio, expand_timesteps, flow_shift, latent channels, px per latent)
     models.WAN21: ({"transformer_2": [None, None]}, None, False, 3.0, 16, 8),

@@ -13,7 +13,7 @@ from diffusers import AutoencoderKLWan
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from zeroshot_video.core import wan_vae
+from zeroshot_video.core.families.wan import vae as wan_vae
 
 LAYOUTS = {
     "2.1": dict(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,

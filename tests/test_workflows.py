@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import workflow_specs  # noqa: E402
 import workflows  # noqa: E402
-from zeroshot_video.cli import standin_models as models  # noqa: E402
+from zeroshot_video.testing import standin_models as models  # noqa: E402
 
 UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
 API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))

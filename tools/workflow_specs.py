@@ -12,9 +12,9 @@ A description has:
   are always given, as the names ``core/standin_models.py`` writes, so the API prompt runs unchanged
   against the stand-ins in tier-2 tests. Optional: ``title``, ``size`` ([width, height]).
 """
-from zeroshot_video.cli import standin_files_sd15 as sd15_files
-from zeroshot_video.cli import standin_files_wan as wan_files
-from zeroshot_video.cli import standin_models as models
+from zeroshot_video.testing import standin_files_sd15 as sd15_files
+from zeroshot_video.testing import standin_files_wan as wan_files
+from zeroshot_video.testing import standin_models as models
 
 import example_inputs
 

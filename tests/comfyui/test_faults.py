@@ -21,7 +21,7 @@ import pytest
 
 from comfyui_server import ROOT, pack_server
 from zeroshot_video import client
-from zeroshot_video.cli import standin_models
+from zeroshot_video.testing import standin_models
 
 pytestmark = pytest.mark.comfyui
 

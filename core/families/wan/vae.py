@@ -30,7 +30,7 @@ import inspect
 
 import torch
 
-from .block_checks import require_finite_latent
+from ...block_checks import require_finite_latent
 
 try:  # diffusers >= 0.41: also sees through offloading hooks
     from diffusers.utils.torch_utils import get_module_execution_device
@@ -63,6 +63,15 @@ def check_video_frames(frames: int, what: str = "frames") -> None:
     below = video_frames(latent_frames(frames))
     raise ValueError(f"{what}: got {frames}, but Wan's VAE only represents 4k+1 frames (1, 5, 9, 13, …): "
                      f"use {below} or {below + FRAMES_PER_LATENT}.")
+
+
+def decoder_geometry(vae) -> tuple[int, int, int]:
+    """(pixels per latent side, the decoder's last stage per latent side, its width): a patchifying VAE (2.2) ends
+    its decoder at 1/patch of the pixel side (``memory_estimate``)."""
+    config = vae.config
+    side = int(config["scale_factor_spatial"])
+    width = int(config.get("decoder_base_dim") or config["base_dim"]) * int(config["dim_mult"][0])
+    return side, side // int(config.get("patch_size") or 1), width
 
 
 # --- normalisation --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from time import monotonic
 from typing import Callable, Iterable
 
-from .model_file_checks import ModelFileError
+from .file_checks import ModelFileError
 
 log = logging.getLogger(__name__)
 

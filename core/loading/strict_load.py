@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model_file_checks import ModelFileError, abridge, check_safetensors, listed, loading
+from .file_checks import ModelFileError, abridge, check_safetensors, listed, loading
 
 UNUSED_RECORD = "Some weights of the model checkpoint were not used"  # diffusers' log line for them
 

@@ -8,8 +8,6 @@ FIFO code (seeds/000) does it, the image is squashed to the encoder's square inp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
@@ -35,28 +33,16 @@ def clip_pixels(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _encode(backbone, pixels: torch.Tensor) -> torch.Tensor:
-    encoder = backbone.image_encoder
+def _encode(unet, encoder, pixels: torch.Tensor) -> torch.Tensor:
     p = next(encoder.parameters())
     out = encoder(pixels.to(p.device, p.dtype), output_hidden_states=True)
-    tokens = out.hidden_states[-2] if _wants_hidden_states(backbone.unet) else out.image_embeds
+    tokens = out.hidden_states[-2] if _wants_hidden_states(unet) else out.image_embeds
     return tokens.float().cpu()
 
 
-def encode_image_tokens(backbone, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_image_tokens(unet, encoder, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(tokens of ``images``, tokens of a gray image) for the two CFG branches; one encoder call each."""
-    if not backbone.has_image_attention or backbone.image_encoder is None:
-        raise ValueError(f"'{backbone.name}' has no image cross-attention: load an SD1.5 model with a motion adapter, "
-                         "an IP-Adapter and its CLIP image encoder in LoadT2VBackbone.")
-    size = backbone.image_encoder.config.image_size
+    size = encoder.config.image_size
     pixels = clip_pixels(images, size)
     gray = clip_pixels(torch.full((1, size, size, 3), GRAY), size)
-    return _encode(backbone, pixels), _encode(backbone, gray)
-
-
-@dataclass(frozen=True)
-class ImageTokens:
-    """What travels on an IMAGE_EMBEDS link: ``Conditioning.with_image(tokens, uncond)`` takes the pair as is."""
-
-    tokens: torch.Tensor  # the image's tokens, [N, n_tokens, D] (or [N, D] for the plain IP-Adapter)
-    uncond: torch.Tensor  # the gray image's tokens, for the unconditional branch
+    return _encode(unet, encoder, pixels), _encode(unet, encoder, gray)

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..core.sd15_checkpoint import TEXT, TEXT_LENGTH, unet_names, vae_names
-from ..core.strict_load import CONFIG_METADATA
+from ..core.families.unet.sd15_checkpoint import TEXT, TEXT_LENGTH, unet_names, vae_names
+from ..core.loading.strict_load import CONFIG_METADATA
 from . import standin_models
 
 CHECKPOINT = "v1-5-pruned-emaonly.safetensors"

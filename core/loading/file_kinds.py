@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .model_file_checks import ModelFileError
+from .file_checks import ModelFileError
 
 COMFY_PREFIX = "model.diffusion_model."
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from ..core.strict_load import CONFIG_METADATA
-from ..core.wan_files import vae_comfy_name
+from ..core.loading.strict_load import CONFIG_METADATA
+from ..core.families.wan.files import vae_comfy_name
 from .standin_models import tiny_umt5, tiny_wan_tokenizer, tiny_wan_transformer, tiny_wan_vae
 
 COMFY_PREFIX = "model.diffusion_model."

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..interface import static_video
 from .t2v import noise_like, sample_t2v
 
 DEFAULT_P = 0.6
@@ -56,11 +57,6 @@ def candidate_noise(video_shape: Sequence[int], count: int, generator: torch.Gen
 def first_argmax(scores: Sequence[float]) -> int:
     """Index of the best score; the first one on ties (deterministic, whatever the backend)."""
     return max(range(len(scores)), key=lambda i: (scores[i], -i))
-
-
-def static_video(latent: torch.Tensor, frames: int) -> torch.Tensor:
-    """One frame's latent ``[1, C, 1, h, w]`` repeated into a still clip ``[1, C, F, h, w]`` (exact copies)."""
-    return latent.repeat(1, 1, frames, 1, 1)
 
 
 def _scored(images: torch.Tensor, score: Callable[[torch.Tensor], Sequence[float]]) -> tuple[list[float], int]:

@@ -8,7 +8,7 @@ records keeps SD1.5's value: 8 attention heads per UNet transformer (diffusers' 
 GroupNorm groups (a test file narrower than that gets the largest count that divides its widths), CLIP's
 64-wide heads. The file is read once; no hub is asked, whatever ``HF_HUB_OFFLINE`` says.
 
-The result is the Backbone an SD1.5 folder plus the same motion module gives: same classes, same weights, same
+The result is the UNetBackbone an SD1.5 folder plus the same motion module gives: same classes, same weights, same
 scheduler (the folder's SD1.5 scheduler values under AnimateDiff's DDIM settings).
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from .backbone import (Backbone, _with_motion, assemble_backbone, check_ip_pair, load_motion_adapter,
-                       load_scheduler)
-from .model_file_checks import ModelFileError, listed, loading, read_json
-from .strict_load import config_folder, config_overrides, load_exact, read_single_file, single_file_model
+from .backbone import UNetBackbone
+from .folder import assemble_backbone, load_motion_adapter, load_scheduler, with_motion
+from .ip_adapter import check_ip_pair
+from ...loading.file_checks import ModelFileError, listed, loading, read_json
+from ...loading.strict_load import config_folder, config_overrides, load_exact, read_single_file, single_file_model
 
 CONFIGS = Path(__file__).parent / "configs" / "sd15"
 CLIP_MERGES = Path(__file__).parent / "configs" / "clip_tokenizer" / "bpe_simple_vocab_16e6.txt.gz"
@@ -220,7 +221,7 @@ def text_config(state: dict[str, torch.Tensor]):
 def require_sd15(names, file: Path) -> None:
     """Refuses, saying what it is, a file that is not an SD1.5 checkpoint: the other Stable Diffusion files
     (SDXL, SD2, a VAE alone) by their own marks, then every kind the pack knows by ``single_file_kinds``."""
-    from .single_file_kinds import require_kind
+    from ...loading.file_kinds import require_kind
     names = set(names)
     wanted = f"a {WHAT} ('{file}' was given)"
     for prefix, what in OTHER_CHECKPOINTS:
@@ -326,7 +327,7 @@ def _derived(make, part: dict[str, torch.Tensor], prefix: str, file: Path, what:
 def load_sd15_checkpoint(checkpoint: str | Path, motion_adapter: str | Path, *,
                          ip_adapter: str | Path | None = None, image_encoder: str | Path | None = None,
                          dtype: torch.dtype = torch.float32, timestep_grid: str = "original",
-                         tokenizer_dir: str | Path | None = None) -> Backbone:
+                         tokenizer_dir: str | Path | None = None) -> UNetBackbone:
     """The AnimateDiff backbone of an SD1.5 all-in-one checkpoint and a motion module (a single file in any
     released layout, or a diffusers MotionAdapter folder), optionally with an IP-Adapter and its image encoder;
     ``tokenizer_dir`` a CLIP tokenizer folder, else the pack's own."""
@@ -354,7 +355,7 @@ def load_sd15_checkpoint(checkpoint: str | Path, motion_adapter: str | Path, *,
                              f"features but its text encoder gives {text_encoder.config.hidden_size}: the parts do "
                              "not belong together. Download the checkpoint again.")
     adapter = load_motion_adapter(Path(motion_adapter), dtype)
-    unet = _with_motion(unet2d, adapter, Path(motion_adapter), checkpoint, dtype)
+    unet = with_motion(unet2d, adapter, Path(motion_adapter), checkpoint, dtype)
     del unet2d
     return assemble_backbone(checkpoint.name, "animatediff", unet, vae, text_encoder, tokenizer, scheduler, dtype,
                              ip_adapter, image_encoder)

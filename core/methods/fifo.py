@@ -19,9 +19,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from .conditioning import Conditioning
-from .image_tokens import ImageTokens, encode_image_tokens
-from .schedule import Schedule
+from ..conditioning import Conditioning
+from ..conditioning import ImageTokens
+from ..schedule import Schedule
 from .strategies import NoiseInit
 from .t2v import noise_like
 
@@ -269,7 +269,7 @@ def seed_image_tokens(backbone, queue: torch.Tensor) -> ImageTokens:
     """seeds/000's seeding, as its code does it: queue slot 0 (base frame 0 forward-noised to ts_0) decoded and
     embedded once, for the whole run (with the gray image's tokens for the unconditional branch)."""
     first = backbone.decode(queue[:, :, :1], chunk=1)
-    return ImageTokens(*encode_image_tokens(backbone, first))
+    return ImageTokens(*backbone.encode_image_tokens(first))
 
 
 def check_image_request(backbone, wanted: bool) -> None:
@@ -333,7 +333,7 @@ def stream_folder(root: Path, prefix: str) -> Path:
 def write_png(frame: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
-    from .video_io import to_uint8
+    from ..video_io import to_uint8
     Image.fromarray(to_uint8(frame)).save(path)
 
 

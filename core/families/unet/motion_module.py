@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .model_file_checks import (ModelFileError, check_model_fits, check_safetensors, listed, loading, read_json,
+from ...loading.file_checks import (ModelFileError, check_model_fits, check_safetensors, listed, loading, read_json,
                                 require_safetensors)
 
 # What the tensors cannot tell (head count and GroupNorm groups leave no trace in the shapes): the values of

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from .model_file_checks import ModelFileError
+from .file_checks import ModelFileError
 
 FP8 = tuple(getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name))
 FP8_FORMATS = {"float8_e4m3fn", "float8_e5m2"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .validation import check_size
+from ..validation import check_size
 
 log = logging.getLogger(__name__)
 

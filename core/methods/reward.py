@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .backbone import _transformers_part, load_tokenizer
-from .model_file_checks import ModelFileError, loading, read_json
+from ..loading.parts import load_tokenizer, transformers_part
+from ..loading.file_checks import ModelFileError, loading, read_json
 
 TOKENIZER_FILES = (("vocab.json", "merges.txt"), ("tokenizer.json",))
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -82,7 +82,7 @@ def load_reward_model(folder: str | Path, dtype: torch.dtype = torch.float32) ->
     from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
     folder = Path(folder)
     _check_folder(folder)
-    model = _transformers_part(CLIPModel, folder, dtype, "The reward model")
+    model = transformers_part(CLIPModel, folder, dtype, "The reward model")
     model.eval().requires_grad_(False)
     tokenizer = load_tokenizer(CLIPTokenizer, folder, "The reward model's tokenizer")
     with loading(folder, "The reward model's image processor"):

@@ -187,37 +187,6 @@ def write_sd15(folder: Path, blocks=BLOCKS, cross_dim=CROSS_DIM, layers=1, vae_b
     _write_pipeline(folder, "StableDiffusionPipeline", tiny_unet2d(blocks, cross_dim, layers), cross_dim, vae_blocks)
 
 
-def write_all(models_dir: str | os.PathLike, vae_blocks=WORKFLOW_VAE_BLOCKS) -> list[Path]:
-    """Write every stand-in under ``models_dir`` (a ComfyUI ``models/`` folder); returns what was written."""
-    root = Path(models_dir)
-    written = [root / "diffusers" / MODELSCOPE, root / "diffusers" / ZEROSCOPE, root / "diffusers" / SD15]
-    write_modelscope(written[0], vae_blocks=vae_blocks)
-    write_modelscope(written[1], vae_blocks=vae_blocks)
-    write_sd15(written[2], vae_blocks=vae_blocks)
-
-    adapter = tiny_motion_adapter()
-    adapter_dir = root / "animatediff_models" / MOTION_ADAPTER
-    adapter.save_pretrained(adapter_dir, safe_serialization=True)
-    single = root / "animatediff_models" / MOTION_ADAPTER_FILE
-    save_file({k: v.contiguous() for k, v in adapter.state_dict().items()}, single)
-    single.with_suffix(".json").write_text((adapter_dir / "config.json").read_text())
-    written += [adapter_dir, single]
-
-    ip = root / "ipadapter" / IP_ADAPTER
-    ip.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tiny_ip_adapter_plus(tiny_unet2d()), ip)
-    encoder = root / "clip_vision" / IMAGE_ENCODER
-    encoder.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tiny_image_encoder().state_dict().items()}, encoder)
-    written += [ip, encoder]
-    write_reward_model(root / "reward_models" / REWARD_MODEL)
-    written.append(root / "reward_models" / REWARD_MODEL)
-    # the same models again as the single files ComfyUI keeps (imported here: those writers build on this module)
-    from .standin_files_sd15 import write_sd15_files
-    from .standin_files_wan import write_wan_files
-    return written + write_wan(root) + write_wan_files(root) + write_sd15_files(root, vae_blocks=vae_blocks)
-
-
 # --- motion modules in the original AnimateDiff file layout (what users keep in models/animatediff_models) ---
 # The released versions differ in the mid-block module and the frame positions; the loader must read both off
 # the tensors. The widths fit the released head count (8) and GroupNorm groups (32), which no tensor records,

@@ -16,16 +16,14 @@ Rectified flow: the transformer predicts the velocity v = ε − x0 at σ (given
 from __future__ import annotations
 
 import html
-import json
 import re
-from pathlib import Path
 
 import torch
 
-from . import wan_vae
-from .backbone import BackboneModules, VideoBackbone
-from .model_file_checks import ModelFileError, read_json
-from .schedule import FlowSchedule
+from . import vae as wan_vae
+from ...interface import BackboneModules, MemoryProfile, VideoBackbone
+from ...memory_estimate import ACTIVATION_COPIES
+from ...schedule import FlowSchedule
 
 OFFICIAL_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
@@ -37,14 +35,6 @@ NATIVE_VIDEO_FRAMES = {16: 81, 48: 121}
 """Video frames one call was trained on, by latent channels: Wan 2.1 / A14B 81 (16 fps), TI2V-5B 121 (24 fps)."""
 
 
-def is_wan_folder(model_dir: Path) -> bool:
-    config = model_dir / "transformer" / "config.json"
-    try:
-        return json.loads(config.read_text()).get("_class_name") == "WanTransformer3DModel"
-    except (OSError, ValueError):
-        return False
-
-
 def clean_prompt(text: str) -> str:
     """What Wan's pipeline does to a prompt before tokenising (ftfy aside): unescape HTML twice, collapse spaces."""
     return re.sub(r"\s+", " ", html.unescape(html.unescape(text))).strip()
@@ -52,6 +42,10 @@ def clean_prompt(text: str) -> str:
 
 class WanBackbone(VideoBackbone):
     family = "wan"
+    network_name = "transformer"
+    network_names = ("transformer", "transformer_2")
+    causal_vae = True
+    text_encoder_moves = True
 
     def __init__(self, name: str, transformer, vae, text_encoder, tokenizer, schedule: FlowSchedule,
                  dtype: torch.dtype, transformer_2=None, boundary_ratio: float | None = None,
@@ -63,15 +57,11 @@ class WanBackbone(VideoBackbone):
         self.expand_timesteps = expand_timesteps
         self.default_negative_prompt = OFFICIAL_NEGATIVE_PROMPT
         # UMT5-XXL (10.6 GiB in bf16) is not part of what the memory manager keeps on the GPU: it goes there only
-        # to encode prompts and leaves right after (embed_text), through ``text_encoder_host`` (an object with
-        # bring(module) / release(module)) where a host's memory manager must make room for it and count it.
-        self.text_encoder_host = None
+        # to encode prompts and leaves right after (embed_text), through ``text_encoder_host`` where a host's
+        # memory manager must make room for it and count it (``text_encoder_moves``).
         self.modules = BackboneModules(transformer=transformer, transformer_2=transformer_2, vae=vae)
         self.modules.eval().requires_grad_(False)
         text_encoder.eval().requires_grad_(False)
-        # memory_options.NetworkSwap when the two experts take turns on the GPU (A14B on a 24 GB card); None when
-        # the model manager keeps them where they are.
-        self.network_swap = None
 
     # --- shapes ------------------------------------------------------------------------------------
     @property
@@ -104,8 +94,6 @@ class WanBackbone(VideoBackbone):
     def native_size(self) -> int:
         return 480
 
-    has_image_attention = False
-
     def latent_frames(self, video_frames: int) -> int:
         return wan_vae.latent_frames(video_frames)
 
@@ -114,9 +102,6 @@ class WanBackbone(VideoBackbone):
 
     def check_video_frames(self, frames: int, what: str = "frames") -> None:
         wan_vae.check_video_frames(frames, what)
-
-    def latent_index(self, video_frame: int) -> int:
-        return self.latent_frames(video_frame + 1) - 1 if video_frame else 0
 
     def still_video(self, latent: torch.Tensor, latent_frames: int) -> torch.Tensor:
         """A causal VAE does not encode a still clip to its first latent repeated: the frame is decoded,
@@ -138,9 +123,11 @@ class WanBackbone(VideoBackbone):
         return (1, self.channels, self.latent_frames(frames), height // f, width // f)
 
     # --- text ----------------------------------------------------------------------------------------
+    text_tokens = TEXT_LENGTH
+
     @torch.no_grad()
     def embed_text(self, text: str) -> tuple[torch.Tensor, str | None]:
-        from .conditioning import dropped_tail
+        from ...conditioning import dropped_tail
         text = clean_prompt(text)
         tokens = self.tokenizer(text, padding="max_length", max_length=TEXT_LENGTH, truncation=True,
                                 add_special_tokens=True, return_attention_mask=True, return_tensors="pt")
@@ -232,7 +219,7 @@ class WanBackbone(VideoBackbone):
         """Images ``[N, 3, H, W]`` in [−1, 1] → one latent frame each, ``[1, C, N, h, w]`` (normalised): every
         image encodes alone as the first frame of a video, as an image-to-video first frame does. ``check`` (the
         host's interrupt check) runs before every VAE block and layer."""
-        from .block_checks import checked_blocks
+        from ...block_checks import checked_blocks
         vae = self.vae
         p = next(vae.parameters())
         with checked_blocks([vae], check):
@@ -243,7 +230,7 @@ class WanBackbone(VideoBackbone):
     def encode_video(self, pixels: torch.Tensor, check=None) -> torch.Tensor:
         """A (4k + 1)-frame video ``[1, 3, N, H, W]`` in [−1, 1] → its normalised latent ``[1, C, k + 1, h, w]``;
         ``check`` runs before every VAE block and layer."""
-        from .block_checks import checked_blocks
+        from ...block_checks import checked_blocks
         p = next(self.vae.parameters())
         with checked_blocks([self.vae], check):
             return wan_vae.encode_video(self.vae, pixels.to(p.device, p.dtype))
@@ -260,8 +247,8 @@ class WanBackbone(VideoBackbone):
         streamed ``chunk`` latent frames at a time (same result as one call, memory flat in length). ``check``
         (the host's interrupt check) runs before every VAE block and layer; with ``free_memory(device, needed)`` a
         decode that cannot fit is refused before it starts (``memory_estimate.check_decode``)."""
-        from .block_checks import checked_blocks
-        from .memory_estimate import check_decode
+        from ...block_checks import checked_blocks
+        from ...memory_estimate import check_decode
         step = max(1, chunk or 1)
         check_decode(self, latents.shape, step, free_memory, out_device)
         clips = []
@@ -271,36 +258,13 @@ class WanBackbone(VideoBackbone):
                 clips += [decode(latents[b:b + 1, :, i:i + step]) for i in range(0, latents.shape[2], step)]
         return torch.cat(clips)
 
-
-WAN_FOLDER = "a complete Wan diffusers folder"
-
-
-def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
-    """A Wan diffusers folder (``model_index.json`` with transformer[, transformer_2], vae, text_encoder,
-    tokenizer, scheduler), safetensors only, local files only. The VAE runs in float32, as Wan's own code does."""
-    from diffusers import AutoencoderKLWan, WanTransformer3DModel
-    from transformers import AutoTokenizer, UMT5EncoderModel
-
-    from .backbone import _diffusers_part, _transformers_part, load_tokenizer
-    index = read_json(model_dir / "model_index.json", WAN_FOLDER)
-    scheduler_config = read_json(model_dir / "scheduler" / "scheduler_config.json", WAN_FOLDER)
-    shift = scheduler_config.get("flow_shift", scheduler_config.get("shift"))
-    if shift is None:
-        raise ModelFileError(f"'{model_dir.name}/scheduler/scheduler_config.json' has no flow shift (flow_shift or "
-                             "shift): is this a Wan flow-matching folder?")
-    transformer = _diffusers_part(WanTransformer3DModel, model_dir / "transformer", dtype, "The Wan transformer")
-    second = index.get("transformer_2") or [None, None]
-    transformer_2 = None
-    if second[0] is not None:
-        transformer_2 = _diffusers_part(WanTransformer3DModel, model_dir / "transformer_2", dtype,
-                                        "The Wan low-noise expert (transformer_2)")
-        if index.get("boundary_ratio") is None:
-            raise ModelFileError(f"'{model_dir.name}' has two experts but no boundary_ratio in model_index.json.")
-    tokenizer = load_tokenizer(AutoTokenizer, model_dir / "tokenizer", "The UMT5 tokenizer")
-    text_encoder = _transformers_part(UMT5EncoderModel, model_dir / "text_encoder", dtype, "The UMT5 text encoder")
-    vae = _diffusers_part(AutoencoderKLWan, model_dir / "vae", torch.float32, "The Wan VAE")
-    return WanBackbone(model_dir.name, transformer, vae, text_encoder, tokenizer,
-                       FlowSchedule(shift=float(shift), num_train_timesteps=int(
-                           scheduler_config.get("num_train_timesteps", 1000))),
-                       dtype, transformer_2=transformer_2, boundary_ratio=index.get("boundary_ratio"),
-                       expand_timesteps=bool(index.get("expand_timesteps", False)))
+    # --- memory --------------------------------------------------------------------------------------
+    def memory_profile(self) -> MemoryProfile:
+        """Patchified tokens, each block at the inner width and its feed-forward width; the causal VAE's part from
+        ``vae.decoder_geometry``."""
+        config = self.transformer.config
+        pixel_side, stage_side, vae_width = wan_vae.decoder_geometry(self.vae)
+        return MemoryProfile(
+            width=max(int(config.num_attention_heads) * int(config.attention_head_dim), int(config.ffn_dim)),
+            cells=tuple(int(p) for p in config.patch_size), copies=ACTIVATION_COPIES, pixel_side=pixel_side,
+            stage_side=stage_side, vae_width=vae_width, causal=True, vae_dtype=next(self.vae.parameters()).dtype)

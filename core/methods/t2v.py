@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from .schedule import Schedule
+from ..schedule import Schedule
 
 
 def seeded(seed: int, stream: str | None = None) -> torch.Generator:

@@ -7,7 +7,10 @@ continues the queue in the new slot. The new frame joins the queue, the oldest f
 slide), and the video grows one frame per outer iteration, to any length at constant memory.
 
 Faithful to the paper and its released code:
-- DDIM grid with leading spacing and offset 1 on every backbone (S = 10 → 901 … 1), final alpha ᾱ_0;
+- DDIM grid with leading spacing and offset 1 on every backbone (S = 10 → 901 … 1), final alpha ᾱ_0; where
+  the reference's grid clamps its first point to 999 (whenever 1000 // S divides 999: S = 3, 9, 27, 36, …) that
+  step's DDIM update still lands on 999 − 1000 // S while the queue and the resampling use the next grid point
+  (S = 3: 666 and 667), as its loop does;
 - DDPM inversion (``NoiseInit("ddpm_inversion")``): the new slot starts as the last queue latent
   forward-noised to τ_1 with its own noise; resampling (``Resample(R)``): R extra DDIM-and-renoise
   rounds per step, including the last, all F frames pushed back; two fresh noisings of the queue per
@@ -34,10 +37,10 @@ from typing import Callable
 import torch
 
 from .anchor import check_image, encode_frames
-from .schedule import Schedule
+from ..schedule import Schedule
 from .strategies import NoiseInit, Resample
 from .t2v import noise_like
-from .validation import check_frames, check_steps
+from ..validation import check_frames, check_steps
 
 
 def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple]:
@@ -55,21 +58,30 @@ def check_settings(num_frames: int, steps: int, model_frames: int) -> None:
                          f"got {model_frames}")
 
 
+def step_levels(pairs: list[tuple]) -> list[tuple]:
+    """(t, DDIM target, next level) per step of the grid ``pairs``: the reference's loop steps DDIM to t's own
+    target but noises the queue at, and pushes back from, the next grid point (the target after the last step).
+    The two differ only where its grid clamps the first point to 999 (S = 3: 999 steps to 666, the next point is
+    667); on every other grid, and on a flow one, the next point is the target."""
+    nexts = [t for t, _ in pairs[1:]] + [pairs[-1][1]]
+    return [(t, t_step, t_next) for (t, t_step), t_next in zip(pairs, nexts)]
+
+
 def _denoise_clip(denoiser, schedule: Schedule, cond, z: torch.Tensor, queue: torch.Tensor | None,
                   pairs: list[tuple[int, int]], rounds: int, draw: Callable, tick: Callable) -> torch.Tensor:
-    """Steps 4–5 of the spec for one new frame: per step, the queue ``[B, C, K, h, w]`` (clean latents)
-    noised afresh to t and t' fills the first K slots; R rounds of DDIM t → t', queue back at t', all F
-    frames pushed back to t with fresh noise; then the final DDIM t → t'. ``queue`` None: never replaced.
-    At a level with no signal left (a flow model's σ = 1) pushing back to t would discard the step, so no
-    resampling round runs there (:func:`rounds_at`)."""
+    """Steps 4–5 of the spec for one new frame, with t' the next level of :func:`step_levels`: per step, the
+    queue ``[B, C, K, h, w]`` (clean latents) noised afresh to t and t' fills the first K slots; R rounds of
+    DDIM from t, queue back at t', all F frames pushed back from t' to t with fresh noise; then the final DDIM
+    from t. ``queue`` None: never replaced. At a level with no signal left (a flow model's σ = 1) pushing back
+    to t would discard the step, so no resampling round runs there (:func:`rounds_at`)."""
     slots = 0 if queue is None else queue.shape[2]
-    for t, t_next in pairs:
+    for t, t_step, t_next in step_levels(pairs):
         here = rounds_at(schedule, t, rounds)
         if queue is not None:
             z = torch.cat([schedule.q_sample(queue, t, draw(queue.shape)), z[:, :, slots:]], dim=2)
             queue_next = schedule.q_sample(queue, t_next, draw(queue.shape)) if here else None
         for r in range(here + 1):
-            z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_next)
+            z = schedule.ddim_step(z, denoiser(z, t, cond), t, t_step)
             tick()
             if r == here:
                 break

@@ -2,7 +2,7 @@
 
 A ComfyUI user has no diffusers folder, only three (A14B: four) files, none with a config. Everything the models
 need is read from the tensors themselves (ComfyUI does the same), starting from configs shipped with the pack
-(``configs/wan``: the Wan 2.1 and 2.2 VAEs with their latent statistics, UMT5-XXL), so no hub is ever asked:
+(``configs/``: the Wan 2.1 and 2.2 VAEs with their latent statistics, UMT5-XXL), so no hub is ever asked:
 - **transformer**: widths, depth and channels from the shapes; heads are 128 wide in every released Wan (no tensor
   records it). Which Wan it is follows from the files: two experts → 2.2 A14B (the first file the high-noise
   one), 48 channels → 2.2 TI2V-5B, else 2.1; each with its official flow shift;
@@ -21,14 +21,14 @@ from types import SimpleNamespace
 
 import torch
 
-from .fp8_scaled import dequantize
-from .model_file_checks import ModelFileError, read_json
-from .schedule import FlowSchedule
-from .single_file_kinds import COMFY_PREFIX, require_kind
-from .strict_load import (config_folder, config_overrides, load_exact, read_metadata, read_single_file,
+from ...loading.fp8_scaled import dequantize
+from ...loading.file_checks import ModelFileError, read_json
+from ...schedule import FlowSchedule
+from ...loading.file_kinds import COMFY_PREFIX, require_kind
+from ...loading.strict_load import (config_folder, config_overrides, load_exact, read_metadata, read_single_file,
                           single_file_model)
 
-CONFIGS = Path(__file__).parent / "configs" / "wan"
+CONFIGS = Path(__file__).parent / "configs"
 HEAD_DIM = 128
 TRANSFORMER_CONSTANTS = {"qk_norm": "rms_norm_across_heads", "cross_attn_norm": True, "eps": 1e-6,
                          "rope_max_seq_len": 1024, "image_dim": None, "added_kv_proj_dim": None,
@@ -309,7 +309,7 @@ def load_wan_files(transformer: Path, text_encoder: Path, vae: Path, dtype: torc
     """A WanBackbone from ComfyUI's single files: ``transformer`` (A14B: the high-noise expert, with the low-noise
     one as ``transformer_2``), the UMT5 ``text_encoder`` and the ``vae``; the official shift unless
     ``flow_shift`` is given. Local files only."""
-    from .wan import WanBackbone
+    from .backbone import WanBackbone
     transformer, vae = Path(transformer), Path(vae)
     high = load_transformer(transformer, dtype, TRANSFORMER)
     channels = int(high.config.in_channels)

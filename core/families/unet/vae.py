@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .block_checks import require_finite_latent
+from ...block_checks import require_finite_latent
 
 DEFAULT_CHUNK = 4
 
