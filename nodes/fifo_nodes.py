@@ -63,24 +63,25 @@ class FIFOQueueWithImageEmbed:
                               "quality, proportionally slower (2n windows per frame with lookahead)."),
             "lookahead": BOOLEAN(True, "Lookahead denoising (paper default): half-overlapping windows, each writing "
                                  "back only its second half, so every frame is denoised with clean context ahead. "
-                                 "Twice the UNet calls."),
+                                 "Twice the model calls."),
             "eta": FLOAT(1.0, 0.0, 1.0, "DDIM stochasticity per step (FIFO's default 1.0; 0 = deterministic)."),
             "guidance": FLOAT(12.0, 0.0, 50.0, "Classifier-free guidance scale (paper: 12).", step=0.1),
             "seed": SEED(),
-            "window_batch": INT(1, 1, 256, "Windows stacked into one UNet call (all windows of a step read the same "
-                                "state, so the result does not depend on it). 1 = least memory, the reference's "
-                                "order; ≥ 2·partitions = one call per frame, fastest on a GPU with memory to "
-                                "spare."),
+            "window_batch": INT(1, 1, 256, "Windows stacked into one model call (all windows of a step read the "
+                                "same state, so the result does not depend on it). 1 = least memory (the order of "
+                                "the official FIFO code); ≥ 2·partitions = one call per frame, fastest on a GPU "
+                                "with memory to spare."),
         }, "optional": {
             "noise_init": LINK("NOISE_INIT", "From DDPMInvertQueue. ddpm_inversion (also when unconnected) = FIFO's "
                                "own queue init: base frames forward-noised to each slot's level. gaussian = every slot "
                                "plain noise, ignoring the base clip (ablation)."),
             "image_embeds": LINK("IMAGE_EMBEDS", "Image tokens from EncodeAnchorImage (image-to-video): they condition "
                                  "every step. Needs an AnimateDiff + IP-Adapter backbone."),
-            "seed_image_from_base_clip": BOOLEAN(False, "Image-embedding seeding (seeds/000): the base clip's first "
-                                                 "frame is decoded and embedded once and conditions the whole run "
-                                                 "(unconditional branch: a gray image). Needs an IP-Adapter backbone; "
-                                                 "sample the base clip text-only."),
+            "seed_image_from_base_clip": BOOLEAN(False, "Image-embedding seeding (the FIFO image-embedding "
+                                                 "extension): the base clip's first frame is decoded and embedded "
+                                                 "once and conditions the whole run, so the video keeps its look "
+                                                 "(unconditional branch: a gray image). Needs an IP-Adapter "
+                                                 "backbone; sample the base clip text-only."),
             "image_scale": FLOAT(1.0, 0.0, 2.0, "Strength of the image cross-attention during FIFO (0 = text only)."),
             "prompt_schedule": LINK("PROMPT_SCHEDULE", "Later prompts from T2VPromptSchedule nodes: each takes over "
                                     "the whole queue once its start frame is reached."),

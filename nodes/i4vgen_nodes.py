@@ -175,10 +175,12 @@ class NIVSDSOptimize:
             "steps": INT(25, 1, 999, "The video sampler's step count: NI-VSDS walks down the same timestep grid."),
             "guidance": FLOAT(7.5, 0.0, 50.0, "Classifier-free guidance: the video sampler's value (not an SDS-style "
                                               "100).", step=0.1),
-            "p": FLOAT(i4vgen.DEFAULT_P, 0.0, 1.0, "How far down the grid to go: int(steps·p) + 1 iterations (the "
-                                                   "reference code's meaning; the paper's 'stop at 0.4T' is p = 0.6)."),
+            "p": FLOAT(i4vgen.DEFAULT_P, 0.0, 1.0, "How far down the grid to go: int(steps·p) + 1 iterations (as "
+                                                   "the official I4VGen code counts; the paper's 'stop at 0.4T' is "
+                                                   "p = 0.6)."),
             "step_sizes": STRING("Comma-separated step sizes α_k of the iterations; the last one repeats. The "
-                                 "reference AnimateDiff code's 10,10,10,1 moves the still image in the first steps. "
+                                 "official I4VGen code's 10,10,10,1 (AnimateDiff) moves the still image in the first "
+                                 "steps. "
                                  f"Each from 0 to {i4vgen.MAX_STEP_SIZE:g}: a larger step throws the latent out of "
                                  "the range the VAE decodes (a blank or garbled video).",
                                  ",".join(f"{s:g}" for s in i4vgen.DEFAULT_STEP_SIZES), multiline=False),

@@ -47,8 +47,8 @@ def SEED(tooltip: str = "Seed of every random draw of this node: the same seed g
 def GUIDANCE_2():
     """The low-noise expert's own guidance scale, an optional input of every sampling node."""
     return FLOAT(-1.0, -1.0, 50.0, "Wan 2.2 A14B only: the guidance scale of the low-noise expert, which denoises "
-                 "the levels below the model's boundary (Wan 2.2's reference: guidance 4, guidance_2 3). -1 = the same "
-                 "as guidance. Single-model backbones ignore it.", step=0.1)
+                 "the levels below the model's boundary (Wan 2.2's official settings: guidance 4, guidance_2 3). "
+                 "-1 = the same as guidance. Single-model backbones ignore it.", step=0.1)
 
 
 def low_noise_guidance(guidance_2: float) -> float | None:

@@ -53,11 +53,11 @@ class T2VSampler:
         }, "optional": {
             "latent": LINK("LATENT", "Start from this video latent instead of noise (SDEdit / I4VGen regeneration)."),
             "denoise": FLOAT(1.0, 0.0, 1.0, "With a latent: how much of the schedule to re-run (0 = unchanged)."),
-            "grid": COMBO(list(GRIDS), "Timestep grid. backbone = the model's own sampler grid. fifo = FIFO-Diffusion's "
-                          "grid of steps levels (round(linspace(0, 999, steps)) on ε-models), each stepping to the next, "
-                          "as the FIFO reference samples its base clip: use it with steps = window_frames × partitions "
-                          "for a FIFOQueueWithImageEmbed base clip (steps − 1 model calls: its last reference step "
-                          "changes nothing).", "backbone"),
+            "grid": COMBO(list(GRIDS), "Timestep grid. backbone = the model's own sampler grid. fifo = "
+                          "FIFO-Diffusion's grid of steps levels (round(linspace(0, 999, steps)) on ε-models), each "
+                          "stepping to the next, as the official FIFO code samples its base clip: use it with steps = "
+                          "window_frames × partitions for a FIFOQueueWithImageEmbed base clip (steps − 1 model calls: "
+                          "that code's last step changes nothing).", "backbone"),
             "guidance_2": GUIDANCE_2(),
         }}
 

@@ -91,7 +91,7 @@ class DDPMInvertQueue:
 class ResampleStep:
     DESCRIPTION = ("TI2V-Zero's resampling strategy: each DDIM step is repeated R extra times (denoise, put the "
                    "conditioning frames back, push every frame back to the step's noise level with fresh noise), "
-                   "so a step costs R + 1 UNet evaluations. Smoother motion, slower. Unconnected = R 0.")
+                   "so a step costs R + 1 model calls. Smoother motion, slower. Unconnected = R 0.")
     RETURN_TYPES = ("RESAMPLE",)
     OUTPUT_TOOLTIPS = ("The strategy, for RepeatAndSlideSampler.",)
     FUNCTION = "make"
@@ -101,7 +101,7 @@ class ResampleStep:
     def INPUT_TYPES(cls):
         return {"required": {
             "rounds": INT(4, 0, 100, "R, extra rounds per step (paper: 4 with 10 steps, 2 with 50 steps). "
-                                     "Each step costs R + 1 UNet evaluations."),
+                                     "Each step costs R + 1 model calls."),
         }}
 
     def make(self, rounds):
@@ -114,7 +114,7 @@ class RepeatAndSlideSampler:
                    "queue of the last (model_frames − 1) frames conditions each model call and slides forward by one "
                    "frame per new frame, so any length works at constant memory. Paper defaults: 10 steps, "
                    "guidance 9, DDPMInvertQueue(ddpm_inversion) and ResampleStep(4) connected. Cost per new frame: "
-                   "steps × (R + 1) UNet calls, one VAE encode and one decode.")
+                   "steps × (R + 1) model calls, one VAE encode and one decode.")
     RETURN_TYPES = ("IMAGE", "LATENT")
     RETURN_NAMES = ("frames", "latent")
     OUTPUT_TOOLTIPS = ("The video: the anchor frame(s) unchanged, then the new frames (num_frames + 1 for one "
