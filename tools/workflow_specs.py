@@ -9,8 +9,12 @@ A description has:
   (permanent: API clients address inputs as ``<id>.<input>``), a ``type`` (node class), a ``group`` (the
   titled box it sits in; consecutive columns may share one) and ``inputs`` by name: a widget value, or
   ``(source node id, output index)`` for a link. Widgets left out take the node's default; model names
-  are always given, as the names ``core/standin_models.py`` writes, so the API prompt runs unchanged
-  against the stand-ins in tier-2 tests. Optional: ``title``, ``size`` ([width, height]).
+  are always given, as the names ``core/standin_models.py`` writes, so the API prompt runs against the
+  stand-ins in tier-2 tests. Optional: ``title``, ``size`` ([width, height]).
+
+Every workflow ships at its model's own size, frame count and steps (what a user gets by pressing Queue). The
+CPU tiers run them smaller through one table, ``tests/comfyui/cpu_overrides.json``, which may lower only sizes,
+frame counts, steps and window sizes (``tests/test_workflows.py`` checks it), so they run the structure users run.
 """
 from zeroshot_video.testing import standin_files_sd15 as sd15_files
 from zeroshot_video.testing import standin_files_wan as wan_files
@@ -170,13 +174,13 @@ TI2V_ZERO_BASIC_CHECKPOINT = _ti2v_zero(
     "is frame 0, 15 new frames follow it, 16 in all.\n"
     "ti2v_zero_basic's graph on AnimateDiff, loaded from ComfyUI's own single files (ModelScope has no single-file "
     "release).\n"
-    "Load SD1.5 Checkpoint + Motion Module → Encode Anchor Image (centre crop, 256×256 as in ti2v_zero_basic; "
-    "AnimateDiff's own size is 512×512) → Repeat-and-Slide Sampler (guidance 7.5, AnimateDiff's) → Create Video "
-    "(8 fps) → Save Video.\n"
+    "Load SD1.5 Checkpoint + Motion Module → Encode Anchor Image (centre crop, 512×512: AnimateDiff's own size, "
+    "where ti2v_zero_basic has ModelScope's 256×256) → Repeat-and-Slide Sampler (guidance 7.5, AnimateDiff's) → "
+    "Create Video (8 fps) → Save Video.\n"
     "16 frames per model call, 10 DDIM steps, DDPM-inversion noise init and 4 resampling rounds: every new frame "
     "costs 10 × (4 + 1) = 50 UNet calls.\n\n"
     f"Models: {NEEDS_SD15_FILES}.\n{needs_input(example_inputs.STILL)}",
-    example_inputs.STILL, 15, backbone=_animatediff_checkpoint(1), guidance=7.5)
+    example_inputs.STILL, 15, backbone=_animatediff_checkpoint(1), size=512, guidance=7.5)
 
 TI2V_ZERO_LONG = _ti2v_zero(
     "ti2v_zero_long",
@@ -449,10 +453,19 @@ NEEDS_WAN22_A14B = (f"Wan 2.2 T2V A14B in diffusers format (Wan-AI/Wan2.2-T2V-A1
 WAN_FRAMES = ("Wan counts video frames: 4k + 1 of them (81 = 5 s at 16 fps), because its VAE packs the first frame "
               "alone and then 4 frames per latent frame; width and height are multiples of 16.")
 WAN_NEGATIVE = "The negative prompt is left empty, which gives Wan's own default negative prompt."
-WAN_GPU = "On a GPU set width 832 and height 480 (Wan 2.1 was trained at 480p)"
-WAN_SMALL = ("The shipped size is small so that the example also runs on a CPU (the pack's tests run it "
-             "unchanged against tiny stand-in models).")
-WAN_SIDE_W, WAN_SIDE_H = 224, 128  # landscape like 832×480, multiples of 32, small enough for a CPU
+# Wan 2.1 1.3B's own size (480p; Wan 2.2 A14B's 480p too). The CPU tiers run these workflows smaller through
+# tests/comfyui/cpu_overrides.json, which lowers only sizes, frame counts and steps.
+WAN_W, WAN_H = 832, 480
+WAN_SIZE = f"{WAN_W}×{WAN_H} (480p) is the size Wan 2.1 1.3B was trained at."
+WAN21_MEMORY = ("Memory (README, Memory): with the loader's defaults Wan 1.3B at 832×480 peaks at about 11.5 GB "
+                "(simulated), most of it the UMT5-XXL text encoder; on an 8 GB GPU set offload to group offload "
+                "and vae_precision to bf16 in the loader (about 4.3 GB).")
+WAN22_A14B_MEMORY = (f"{WAN_W}×{WAN_H} is Wan 2.2 A14B's 480p size (it also runs at 1280×720, with 3,600 tokens "
+                     "per latent frame against 1,560). "
+                     "Memory (README, Memory): each A14B expert is 28.6 GB in bf16. On a 24 GB GPU set precision to "
+                     "fp8 storage and offload to group offload in the loader (about 9.3 GB, simulated); where both "
+                     "experts fit (2 × 14.5 GB with fp8 storage), experts both resident saves swapping them at "
+                     "every model call whose window straddles the expert boundary.")
 WAN_PROMPT = "a red panda eating bamboo in a sunny forest, soft light, high quality"
 
 
@@ -483,18 +496,19 @@ WAN_T2V_BASIC = {
     "name": "wan_t2v_basic",
     "note": (
         "Plain text-to-video on Wan 2.1 T2V 1.3B: 81 frames (5 s at 16 fps).\n"
-        "Load T2V Backbone → T2V Text Encode → T2V Sampler (81 frames, 30 flow-matching steps, guidance 5) → "
-        "Decode Video Latent → Create Video (16 fps) → Save Video (mp4, h264, in output/zeroshot_video/).\n"
+        f"Load T2V Backbone → T2V Text Encode → T2V Sampler (81 frames at {WAN_W}×{WAN_H}, 30 flow-matching "
+        "steps, guidance 5) → Decode Video Latent → Create Video (16 fps) → Save Video (mp4, h264, in "
+        "output/zeroshot_video/).\n"
         f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
-        f"{WAN_GPU} ({WAN_SIDE_W}×{WAN_SIDE_H} here). {WAN_SMALL}\n\n"
+        f"{WAN_SIZE} {WAN21_MEMORY}\n\n"
         f"Model: {NEEDS_WAN21}."
     ),
     "columns": [
         [_wan(1)],
         [_wan_prompt(2, 1, WAN_PROMPT)],
         [{"id": 3, "type": "T2VSampler", "group": "Sample",
-          "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": 81, "width": WAN_SIDE_W,
-                     "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "seed": 42}}],
+          "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "frames": 81, "width": WAN_W,
+                     "height": WAN_H, "steps": 30, "guidance": 5.0, "seed": 42}}],
         [{"id": 4, "type": "DecodeVideoLatent", "group": "Save", "inputs": {"backbone": (1, 0), "latent": (3, 0)}}],
         *_save(5, (4, 0), "wan_t2v_basic", fps=16),
     ],
@@ -505,16 +519,17 @@ def _wan_ti2v_zero(name: str, loader: dict, needs: str, twin: str = "") -> dict:
         "name": name,
         "note": (
             "Image-to-video with TI2V-Zero on Wan 2.1 T2V 1.3B (no image model, no training): your image is frame 0 "
-            "and 16 new frames follow it, 17 in all.\n" + twin +
-            "Load Image → Encode Anchor Image (centre crop) → Repeat-and-Slide Sampler → Create Video (16 fps) "
-            "→ Save Video.\n"
+            "and 80 new frames follow it, 81 in all (5 s at 16 fps).\n" + twin +
+            f"Load Image → Encode Anchor Image (centre crop to {WAN_W}×{WAN_H}) → Repeat-and-Slide Sampler → "
+            "Create Video (16 fps) → Save Video.\n"
             "Model frames 21 (6 latent frames): the queue holds a still clip of the image, and each new latent frame "
-            "(4 video frames, so num_frames is a multiple of 4) is sampled with the queue as its context, then the "
-            "queue slides on. 10 steps, guidance 5, DDPM-inversion noise init (DDPM Invert Queue) and 4 resampling "
-            "rounds (Resample Step). Time grows linearly with num_frames, memory does not.\n"
+            "(4 video frames, so num_frames is a multiple of 4: 80 = 20 latent frames) is sampled with the queue as "
+            "its context, then the queue slides on. 10 steps, guidance 5, DDPM-inversion noise init (DDPM Invert "
+            "Queue) and 4 resampling rounds (Resample Step): about 50 model calls of 21 frames per new latent "
+            "frame. Time grows linearly with num_frames, memory does not; model_frames up to 81 gives each call "
+            "more context at about four times the tokens.\n"
             f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
-            f"{WAN_GPU} (in Encode Anchor Image; {WAN_SIDE_W}×{WAN_SIDE_H} here) and num_frames 80 for an 81-frame "
-            f"video. {WAN_SMALL}\n\n"
+            f"{WAN_SIZE} {WAN21_MEMORY}\n\n"
             f"Model: {needs}.\n{needs_input(example_inputs.STILL)}"
         ),
         "columns": [
@@ -522,11 +537,11 @@ def _wan_ti2v_zero(name: str, loader: dict, needs: str, twin: str = "") -> dict:
             [{"id": 3, "type": "LoadImage", "group": "Anchor image", "size": [320, 360],
               "inputs": {"image": example_inputs.STILL}},
              {"id": 4, "type": "EncodeAnchorImage", "group": "Anchor image",
-              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": WAN_SIDE_W, "height": WAN_SIDE_H,
+              "inputs": {"backbone": (1, 0), "image": (3, 0), "width": WAN_W, "height": WAN_H,
                          "crop": "center"}}],
             _ti2v_strategies(5),
             [{"id": 7, "type": "RepeatAndSlideSampler", "group": "TI2V-Zero",
-              "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "anchor": (4, 0), "num_frames": 16,
+              "inputs": {"backbone": (1, 0), "conditioning": (2, 0), "anchor": (4, 0), "num_frames": 80,
                          "model_frames": 21, "steps": 10, "guidance": 5.0, "seed": 42, "noise_init": (5, 0),
                          "resample": (6, 0)}}],
             *_save(8, (7, 0), name, fps=16),
@@ -539,32 +554,33 @@ WAN_TI2V_ZERO_SINGLE_FILES = _wan_ti2v_zero("wan_ti2v_zero_single_files", _wan_f
                                             SINGLE_FILE_TWIN.format(twin="wan_ti2v_zero"))
 
 
-WAN_FIFO_WINDOW, WAN_FIFO_SIDE = 5, 64
+# 77 video frames = 20 latent frames: the largest window up to Wan's 81-frame clips that lookahead accepts (an even
+# number of latent frames).
+WAN_FIFO_WINDOW = 77
 
 
 def _wan_fifo_long(name: str, loader: dict, guidance: float, headline: str, extra_note: str, needs: str,
-                   prompt: str, guidance_2: float = -1.0) -> dict:
+                   prompt: str, size_and_memory: str, guidance_2: float = -1.0) -> dict:
     """Base clip (grid "fifo", steps = latent frames of the window × partitions) → FIFO queue streamed to disk."""
     latent_window = (WAN_FIFO_WINDOW - 1) // 4 + 1
-    size = {"width": WAN_FIFO_SIDE, "height": WAN_FIFO_SIDE}
+    size = {"width": WAN_W, "height": WAN_H}
     return {
         "name": name,
         "note": (
             f"{headline}\n"
-            f"T2V Sampler makes the base clip (window_frames {WAN_FIFO_WINDOW} video frames = {latent_window} latent "
-            f"frames, steps {latent_window} × 4 partitions = {latent_window * 4}, eta 1, grid fifo) → FIFO Queue "
-            f"(1,001 frames, each written to output/zeroshot_video/{name}_frames_NNNNN/ as it comes, so an "
-            f"interrupted run keeps its frames) → Create Video (16 fps) → Save Video.\n"
+            f"T2V Sampler makes the base clip ({WAN_W}×{WAN_H}, window_frames {WAN_FIFO_WINDOW} video frames = "
+            f"{latent_window} latent frames, steps {latent_window} × 4 partitions = {latent_window * 4}, eta 1, grid "
+            f"fifo) → FIFO Queue (1,001 frames, each written to output/zeroshot_video/{name}_frames_NNNNN/ as it "
+            f"comes, so an interrupted run keeps its frames) → Create Video (16 fps) → Save Video.\n"
             "FIFO-Diffusion on Wan: the queue holds latent frames at increasing noise levels; every step denoises "
             "windows of it and emits one clean latent frame, decoded into 4 new video frames that continue one "
             "video. The base clip must come from the same backbone with frames = window_frames, grid fifo, steps = "
             "latent frames of the window × partitions, and the same eta and guidance. With lookahead the window "
-            "must hold an even number of latent frames: window_frames = 4k + 1 with k + 1 even (5, 13, … 77). "
+            "must hold an even number of latent frames: window_frames = 4k + 1 with k + 1 even (5, 13, … 77; 77 "
+            "is the largest within Wan's 81-frame clips). "
             "Memory does not grow with the length; keep_frames off keeps only the frames on disk (for very long "
             f"videos at full size).\n{extra_note}{WAN_FRAMES} {WAN_NEGATIVE}\n"
-            f"On a GPU set width 832, height 480, window_frames 77 in both nodes and base clip steps 80 (20 × 4); "
-            f"the shipped {WAN_FIFO_SIDE}×{WAN_FIFO_SIDE}, window {WAN_FIFO_WINDOW} keep the CPU test of these "
-            f"1,001 frames short.\n\n"
+            f"{size_and_memory}\n\n"
             f"Model: {needs}."
         ),
         "columns": [
@@ -587,10 +603,11 @@ WAN_FIFO_LONG_HEADLINE = ("Long text-to-video at constant memory on Wan 2.1 T2V 
                           "(over a minute at 16 fps).")
 WAN_FIFO_LONG_PROMPT = "a drone flight along a rocky coastline at golden hour, waves breaking, high quality"
 WAN_FIFO_LONG = _wan_fifo_long("wan_fifo_long", _wan(1), 5.0, WAN_FIFO_LONG_HEADLINE, "", NEEDS_WAN21,
-                               WAN_FIFO_LONG_PROMPT)
+                               WAN_FIFO_LONG_PROMPT, f"{WAN_SIZE} {WAN21_MEMORY}")
 WAN_FIFO_LONG_SINGLE_FILES = _wan_fifo_long(
     "wan_fifo_long_single_files", _wan_files(1), 5.0, WAN_FIFO_LONG_HEADLINE,
-    SINGLE_FILE_TWIN.format(twin="wan_fifo_long"), NEEDS_WAN21_FILES, WAN_FIFO_LONG_PROMPT)
+    SINGLE_FILE_TWIN.format(twin="wan_fifo_long"), NEEDS_WAN21_FILES, WAN_FIFO_LONG_PROMPT,
+    f"{WAN_SIZE} {WAN21_MEMORY}")
 
 WAN_22_FIFO_LONG = _wan_fifo_long(
     "wan22_fifo_long", _wan(1, models.WAN22_A14B), 4.0,
@@ -600,26 +617,28 @@ WAN_22_FIFO_LONG = _wan_fifo_long(
     "with its own expert's guidance: guidance 4 (high-noise) and guidance_2 3 (low-noise), Wan 2.2's reference "
     "settings, in both nodes.\n",
     NEEDS_WAN22_A14B,
-    "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality", guidance_2=3.0)
+    "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality", WAN22_A14B_MEMORY,
+    guidance_2=3.0)
 
 WAN_I4VGEN = {
     "name": "wan_i4vgen",
     "note": (
         "Text-to-video through an anchor image (I4VGen) on Wan 2.1 T2V 1.3B: 81 frames.\n"
         "1. Reward Select Anchor samples candidate images with Wan itself (one per latent frame, 21 for 81 "
-        "frames), scores them against the prompt with the reward model (scores in Preview Any) and turns the "
-        "best one into a still video (a still clip encoded by Wan's causal VAE); 2a. NI-VSDS Optimize sets it in "
+        f"frames, at {WAN_W}×{WAN_H}), scores them against the prompt with the reward model (scores in Preview "
+        "Any) and turns the best one into a still video (a still clip encoded by Wan's causal VAE); 2a. NI-VSDS "
+        "Optimize sets it in "
         "motion (int(30 × 0.6) + 1 = 19 iterations, step sizes 10,10,10,1); 2b. T2V Sampler regenerates from "
         "that latent (denoise 1.0). 30 steps, guidance 5.\n"
         f"{WAN_FRAMES} {WAN_NEGATIVE}\n"
-        f"{WAN_GPU} in Reward Select Anchor and T2V Sampler ({WAN_SIDE_W}×{WAN_SIDE_H} here). {WAN_SMALL}\n\n"
+        f"{WAN_SIZE} {WAN21_MEMORY}\n\n"
         f"Models: {NEEDS_WAN21}; {NEEDS_REWARD}."
     ),
     "columns": [
         [_wan(1), _reward_model(2), _wan_prompt(3, 1, "a corgi running along a beach at sunset, high quality")],
         [{"id": 4, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
           "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 81,
-                     "width": WAN_SIDE_W, "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "seed": 42,
+                     "width": WAN_W, "height": WAN_H, "steps": 30, "guidance": 5.0, "seed": 42,
                      "num_candidates": 0}},
          {"id": 5, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
           "size": [320, 220], "inputs": {"source": (4, 2)}}],
@@ -627,8 +646,8 @@ WAN_I4VGEN = {
           "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "latent": (4, 0), "steps": 30, "guidance": 5.0,
                      "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
         [{"id": 7, "type": "T2VSampler", "group": "2b · Regenerate",
-          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "frames": 81, "width": WAN_SIDE_W,
-                     "height": WAN_SIDE_H, "steps": 30, "guidance": 5.0, "eta": 0.0, "seed": 42, "latent": (6, 0),
+          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "frames": 81, "width": WAN_W,
+                     "height": WAN_H, "steps": 30, "guidance": 5.0, "eta": 0.0, "seed": 42, "latent": (6, 0),
                      "denoise": 1.0}}],
         [{"id": 8, "type": "DecodeVideoLatent", "group": "Save",
           "inputs": {"backbone": (1, 0), "latent": (7, 0), "chunk": 4}}],

@@ -3,7 +3,8 @@ preview of js/zeroshot_video_preview.js during a real run.
 
 Every UI workflow is loaded with the page's own ``app.loadGraphData``; no node type may be missing and every
 widget must hold the value the file gives it; the frontend's own ``app.graphToPrompt`` must produce the
-committed API file (seed values aside); queued from the page, it must run to success.
+committed API file (seed values aside); queued from the page, it must run to success (with the smaller sizes,
+frame counts and steps of tests/comfyui/cpu_overrides.json in its widgets, as the tier-2 runs use).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import cpu_overrides  # tests/comfyui, on the path through conftest.py
 from zeroshot_video import NODE_CLASS_MAPPINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,8 +67,9 @@ def test_frontend_conversion_matches_the_api_file(editor_loads, path):
 # One browser per workflow, so that -k can pick workflows: at full size on a CPU some run for an hour.
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
 def test_workflow_queued_from_the_editor_succeeds(browser, comfyui, path):
+    graph = cpu_overrides.for_ui(path.stem, json.loads(path.read_text()))
     request = {"url": comfyui.url, "queue": True, "timeout_s": RUN_TIMEOUT,
-               "workflows": [{"name": path.stem, "graph": json.loads(path.read_text())}]}
+               "workflows": [{"name": path.stem, "graph": graph}]}
     result, logged = browser.run("workflows", request, timeout=RUN_TIMEOUT + 300)
     run, = result["workflows"]
     assert not run["node_errors"], (run["node_errors"], logged)
@@ -85,9 +88,10 @@ def _widget_values(node: dict) -> dict:
 
 def _preview_graph() -> tuple[dict, dict]:
     """(UI graph, its streaming sampler node): of the shipped workflows, the one whose sampler makes the
-    fewest frames (TI2V-Zero first: its inputs cost little to make)."""
+    fewest frames (TI2V-Zero first: its inputs cost little to make), with its CPU overrides."""
     shipped = [(STREAMING_SAMPLERS.index(node["type"]), _widget_values(node)["num_frames"], path.name, graph, node)
-               for path in UI_FILES for graph in [json.loads(path.read_text())] for node in graph["nodes"]
+               for path in UI_FILES for graph in [cpu_overrides.for_ui(path.stem, json.loads(path.read_text()))]
+               for node in graph["nodes"]
                if node["type"] in STREAMING_SAMPLERS and _streams(node["type"])]
     if not shipped:
         pytest.skip(f"no shipped workflow has a sampler that streams frames to the preview (one of "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import cpu_overrides
 from comfyui_server import ROOT
 from zeroshot_video import client
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.comfyui
 
 
 def _small_prompt(**sampler) -> dict:
-    prompt = client.apply_overrides(json.loads(BASE.read_text()), SMALL)
+    prompt = client.apply_overrides(json.loads(BASE.read_text()), cpu_overrides.set_arguments(BASE.stem) + SMALL)
     prompt["3"]["inputs"].update(sampler)
     return prompt
 
@@ -46,7 +47,7 @@ def test_interrupt_during_a_long_fifo_run_stops_it_within_a_unet_call_and_the_ne
     """fifo_long made endless (100 000 frames) and slow per frame (768², all 2n windows of an iteration in one
     batched UNet call, so one emitted frame is one UNet call): POST /interrupt once frames are coming stops the
     run within the time of one such call, nothing runs on after it, and the next prompt succeeds."""
-    prompt = client.apply_overrides(json.loads(FIFO_LONG.read_text()), [
+    prompt = client.apply_overrides(json.loads(FIFO_LONG.read_text()), cpu_overrides.set_arguments(FIFO_LONG.stem) + [
         "FIFOQueueWithImageEmbed.num_frames=100000", "FIFOQueueWithImageEmbed.window_batch=8",
         "FIFOQueueWithImageEmbed.stream_to_disk=false", "T2VSampler.width=768", "T2VSampler.height=768"])
     fifo_node = client.find_node(prompt, "FIFOQueueWithImageEmbed")

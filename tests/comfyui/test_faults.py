@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import cpu_overrides
 from comfyui_server import ROOT, pack_server
 from zeroshot_video import client
 from zeroshot_video.testing import standin_models
@@ -123,7 +124,7 @@ def i4vgen(**changes):
 
 
 def wan_files(**changes):
-    return lambda: _prompt(WAN_FILES, [], changes)
+    return lambda: _prompt(WAN_FILES, cpu_overrides.set_arguments(WAN_FILES.stem), changes)
 
 
 def checkpoint(**changes):

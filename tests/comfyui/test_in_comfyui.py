@@ -1,6 +1,7 @@
 """The pack as ComfyUI loads it from custom_nodes/: its nodes as the server describes them, every shipped
-API workflow run unchanged against the stand-in models through the pack's client, and the core-node table
-tools/workflows.py generates from, checked against the real server."""
+API workflow run against the stand-in models through the pack's client (as shipped, but for the smaller sizes,
+frame counts and steps of cpu_overrides.json), and the core-node table tools/workflows.py generates from, checked
+against the real server."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import cpu_overrides
 from zeroshot_video import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +49,9 @@ def test_object_info_lists_every_node_with_our_tooltips(object_info):
                     f"{name}.{input_name}"
 
 
-# (frames, width, height) of each shipped workflow's video: the sampler's frame count, plus the anchor frames
-# that RepeatAndSlideSampler puts first (one still image, or the clip's frames for video prediction).
+# (frames, width, height) of each shipped workflow's video as the CPU tier runs it (cpu_overrides.json applied):
+# the sampler's frame count, plus the anchor frames that RepeatAndSlideSampler puts first (one still image, or the
+# clip's frames for video prediction).
 EXPECTED_VIDEO = {
     "t2v_basic": (16, 256, 256), "i4vgen_t2v": (16, 512, 512), "i4vgen_modelscope": (16, 256, 256),
     "i4vgen_image_to_video": (16, 512, 512), "ti2v_zero_basic": (16, 256, 256), "ti2v_zero_long": (128, 256, 256),
@@ -79,18 +82,25 @@ def test_every_workflow_has_an_expected_length():
     assert sorted(EXPECTED_VIDEO) == [path.stem for path in API_FILES]
 
 
+def test_cpu_override_table_fits_the_shipped_workflows():
+    """Every entry names a shipped workflow, a node id and an input it has, and lowers a size, frame count, steps
+    or window number (a stale or structural override fails here and in the runs below)."""
+    assert cpu_overrides.table_problems() == []
+
+
 @pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
-def test_shipped_workflow_runs_unchanged_through_the_client(comfyui, path, tmp_path, capsys):
-    """The API file exactly as shipped, at its paper size, queued with ``python -m zeroshot_video submit``:
-    it succeeds, every sampler of the pack reports progress, and the downloaded video has the right length
-    and size."""
-    code = client.submit(str(path), comfyui.url, [], tmp_path, timeout=1800)
+def test_shipped_workflow_runs_through_the_client(comfyui, path, tmp_path, capsys):
+    """The API file as shipped, queued with ``python -m zeroshot_video submit`` and the CPU table's smaller
+    sizes, frame counts and steps as ``--set`` values (nothing else changes): it succeeds, every sampler of the
+    pack reports progress, and the downloaded video has the right length and size."""
+    prompt = json.loads(path.read_text())
+    code = client.submit(str(path), comfyui.url, cpu_overrides.set_arguments(path.stem, prompt), tmp_path,
+                         timeout=1800)
     printed = capsys.readouterr()
     if code == client.UNREACHABLE:  # timed out: stop it, or it runs on behind the next tests
         comfyui.request("POST", "/queue", {"clear": True})
         comfyui.request("POST", "/interrupt", {})
     assert code == client.OK, printed.err + comfyui.log_tail()
-    prompt = json.loads(path.read_text())
     for node_id, node in prompt.items():
         if node["class_type"] in SAMPLERS:
             assert f"node {node_id} ({node['class_type']}" in printed.err and "  step 1/" in printed.err, printed.err
@@ -108,7 +118,7 @@ LOADERS = ("LoadT2VBackbone", "LoadWanModelFiles", "LoadAnimateDiffCheckpoint")
 def test_a_workflow_saved_before_the_memory_inputs_still_runs(comfyui, name, tmp_path):
     """A workflow saved by an older release has none of the loaders' optional memory inputs (precision, offload,
     experts, vae_precision): ComfyUI passes none of them, and each takes its default."""
-    prompt = json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    prompt = cpu_overrides.for_api(name, json.loads((ROOT / "workflows" / "api" / f"{name}.json").read_text()))
     loaders = [node for node in prompt.values() if node["class_type"] in LOADERS]
     assert loaders
     for node in loaders:
