@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import workflow_specs  # noqa: E402
 import workflows  # noqa: E402
+from zeroshot_video.testing import standin_files_wan as wan_files  # noqa: E402
 from zeroshot_video.testing import standin_models as models  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "tests" / "comfyui"))
+import cpu_overrides  # noqa: E402
 
 UI_FILES = sorted((ROOT / "workflows").glob("*.json"))
 API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
@@ -328,3 +332,163 @@ def test_generator_refuses_bad_descriptions():
     spec["columns"][2][0]["inputs"]["conditioning"] = "a prompt"
     with pytest.raises(ValueError, match="conditioning takes a link"):
         workflows.build(spec)
+
+
+# --- Shipped at the models' own sizes; the CPU tiers' smaller numbers in one checked table -----------------------
+
+# (long side, short side) each model was trained at, by loader and model: what a shipped workflow must reach.
+NATIVE_SIZE = {
+    ("LoadT2VBackbone", models.MODELSCOPE): (256, 256), ("LoadT2VBackbone", models.ZEROSCOPE): (576, 320),
+    ("LoadT2VBackbone", models.SD15): (512, 512), ("LoadAnimateDiffCheckpoint", None): (512, 512),
+    ("LoadT2VBackbone", models.WAN21): (832, 480), ("LoadT2VBackbone", models.WAN22_A14B): (832, 480),
+    ("LoadT2VBackbone", models.WAN22_TI2V): (1280, 704),
+    ("LoadWanModelFiles", wan_files.WAN21_FILE): (832, 480),
+    ("LoadWanModelFiles", wan_files.A14B_HIGH_FILE): (832, 480),
+    ("LoadWanModelFiles", wan_files.TI2V_FILE): (1280, 704),
+}
+WAN_MODELS = {models.WAN21, models.WAN22_A14B, models.WAN22_TI2V}
+SIZED = ("T2VSampler", "RewardSelectAnchor", "EncodeAnchorImage", "ImageScale")
+OVERRIDDEN = sorted(cpu_overrides.table())
+
+
+def _model(prompt: dict) -> tuple[str, str | None]:
+    """(loader class, model) of a workflow's one backbone loader."""
+    loaders = [node for node in prompt.values() if node["class_type"] in
+               ("LoadT2VBackbone", "LoadAnimateDiffCheckpoint", "LoadWanModelFiles")]
+    assert len(loaders) == 1, loaders
+    kind = loaders[0]["class_type"]
+    return kind, None if kind == "LoadAnimateDiffCheckpoint" else loaders[0]["inputs"]["model"]
+
+
+def _is_wan(prompt: dict) -> bool:
+    kind, model = _model(prompt)
+    return kind == "LoadWanModelFiles" or model in WAN_MODELS
+
+
+def _fifo_mismatches(prompt: dict) -> list[str]:
+    """A FIFO queue's window and its base clip's frames must agree (with the CPU overrides too)."""
+    found = []
+    for node_id, node in prompt.items():
+        if node["class_type"] == "FIFOQueueWithImageEmbed":
+            clip = prompt[node["inputs"]["base_clip"][0]]["inputs"]
+            if clip["frames"] != node["inputs"]["window_frames"]:
+                found.append(f"node {node_id}: window_frames {node['inputs']['window_frames']}, base clip frames "
+                             f"{clip['frames']}")
+    return found
+
+
+def test_cpu_override_table_names_shipped_workflows_nodes_and_inputs():
+    assert OVERRIDDEN
+    assert cpu_overrides.table_problems() == []
+
+
+@pytest.mark.parametrize("name", OVERRIDDEN)
+def test_cpu_overrides_are_values_the_nodes_accept(name):
+    """With its overrides a workflow is still a valid prompt (each value within its node's declared range and step)
+    and a valid UI graph holding the same values; only allowed inputs change, each to a lower number."""
+    shipped = cpu_overrides.shipped_prompt(name)
+    overridden = cpu_overrides.for_api(name, shipped)
+    assert check_api(overridden) == []
+    assert _fifo_mismatches(overridden) == []
+    changed = {f"{node_id}.{key}" for node_id, node in shipped.items() for key, value in node["inputs"].items()
+               if overridden[node_id]["inputs"][key] != value}
+    assert changed == set(cpu_overrides.table()[name])
+    for key, value in cpu_overrides.table()[name].items():
+        node_id, _, input_name = key.partition(".")
+        node = overridden[node_id]
+        declared = {n: spec for n, spec, _ in workflows.declared_inputs(workflows.declaration(node["class_type"]))}
+        step = workflows.options_of(declared[input_name]).get("step", 1)
+        assert value % step == 0, f"{key}: {value} is not a multiple of the declared step {step}"
+        assert input_name in cpu_overrides.ALLOWED_INPUTS and value < shipped[node_id]["inputs"][input_name]
+
+    graph = cpu_overrides.for_ui(name, json.loads((ROOT / "workflows" / f"{name}.json").read_text()))
+    assert check_ui(graph) == []
+    for key, value in cpu_overrides.table()[name].items():
+        node_id, _, input_name = key.partition(".")
+        node = next(n for n in graph["nodes"] if str(n["id"]) == node_id)
+        slots = workflows.widget_slots(workflows.declaration(node["type"]))
+        assert node["widgets_values"][slots.index((input_name, workflows.VALUE))] == value
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"width": 64}, "expected '<node id>.<input>'"),
+    ({"99.width": 64}, "the workflow has no node 99"),
+    ({"3.widht": 64}, "node 3 (T2VSampler) has no input 'widht'"),
+    ({"3.guidance": 1.0}, "'guidance' is not a size, frame count, steps or window input"),
+    ({"1.model": "other"}, "'model' is not a size, frame count, steps or window input"),
+    ({"3.backbone": ["1", 0]}, "'backbone' is not a size"),
+    ({"3.width": 1024}, "1024 does not lower the shipped 256"),
+    ({"3.steps": 25}, "25 does not lower the shipped 25"),
+    ({"3.width": 64.0}, "64.0 is not a positive whole number"),
+    ({"3.frames": True}, "True is not a positive whole number"),
+    ({"3.frames": 0}, "0 is not a positive whole number"),
+])
+def test_override_checker_refuses_stale_or_structural_entries(monkeypatch, entry, message):
+    prompt = cpu_overrides.shipped_prompt("t2v_basic")
+    found = cpu_overrides.problems("t2v_basic", prompt, entry)
+    assert len(found) == 1 and message in found[0], found
+    monkeypatch.setattr(cpu_overrides, "table", lambda: {"t2v_basic": entry})
+    assert cpu_overrides.table_problems() == found
+    for use in (cpu_overrides.set_arguments, cpu_overrides.for_api):
+        with pytest.raises(AssertionError, match="does not fit the workflow"):
+            use("t2v_basic", prompt)
+    with pytest.raises(AssertionError, match="does not fit the workflow"):
+        cpu_overrides.for_ui("t2v_basic", json.loads((ROOT / "workflows" / "t2v_basic.json").read_text()))
+
+
+def test_override_checker_refuses_a_linked_input_and_an_unknown_workflow(monkeypatch):
+    prompt = cpu_overrides.shipped_prompt("t2v_basic")
+    prompt["3"]["inputs"]["steps"] = ["1", 0]
+    assert "node 3 (T2VSampler).steps is ['1', 0] in the workflow, not a number" in \
+        cpu_overrides.problems("t2v_basic", prompt, {"3.steps": 2})[0]
+    monkeypatch.setattr(cpu_overrides, "table", lambda: {"no_such_workflow": {"3.steps": 2}})
+    assert cpu_overrides.table_problems() == [
+        "cpu_overrides.json: no shipped workflow 'no_such_workflow' (workflows/api/no_such_workflow.json)"]
+
+
+def test_overrides_become_the_clients_set_arguments():
+    prompt = cpu_overrides.shipped_prompt("wan_fifo_long")
+    arguments = cpu_overrides.set_arguments("wan_fifo_long")
+    assert arguments == [f"{key}={value}" for key, value in cpu_overrides.table()["wan_fifo_long"].items()]
+    from zeroshot_video import client
+    assert client.apply_overrides(prompt, arguments) == cpu_overrides.for_api("wan_fifo_long", prompt)
+    assert cpu_overrides.set_arguments("t2v_basic") == []
+
+
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.stem)
+def test_shipped_workflow_is_at_its_models_own_size(path):
+    """What a user queues is what the model was trained to make: every size reaches the model's own (either
+    orientation); Wan: 4k + 1 frames, 81 (FIFO: a 77-frame window, 20 latent frames, even for lookahead), plain
+    sampling at 20 steps or more; and every Wan workflow has its smaller CPU numbers in the override table."""
+    prompt = json.loads(path.read_text())
+    kind, model = _model(prompt)
+    assert (kind, model) in NATIVE_SIZE, f"{path.stem}: add the native size of {kind} {model} to NATIVE_SIZE"
+    long_side, short_side = NATIVE_SIZE[kind, model]
+    sized = [(node_id, node) for node_id, node in prompt.items() if node["class_type"] in SIZED]
+    assert sized
+    for node_id, node in sized:
+        width, height = node["inputs"]["width"], node["inputs"]["height"]
+        if node["class_type"] == "EncodeAnchorImage" and width == height == 0:  # 0: the backbone's own size
+            continue
+        assert max(width, height) >= long_side and min(width, height) >= short_side, \
+            f"node {node_id} ({node['class_type']}): {width}×{height} below {long_side}×{short_side}"
+    assert _fifo_mismatches(prompt) == []
+    if not _is_wan(prompt):
+        return
+    assert path.stem in cpu_overrides.table(), f"{path.stem}: a Wan workflow at its real size needs CPU overrides"
+    fifo_clips = {node["inputs"]["base_clip"][0] for node in prompt.values()
+                  if node["class_type"] == "FIFOQueueWithImageEmbed"}
+    for node_id, node in prompt.items():
+        inputs, where = node["inputs"], f"node {node_id} ({node['class_type']})"
+        if node["class_type"] == "FIFOQueueWithImageEmbed":
+            window = inputs["window_frames"]
+            latent_window = (window - 1) // 4 + 1
+            assert window == 77 and latent_window % 2 == 0, f"{where}: window_frames {window}"
+            clip = prompt[inputs["base_clip"][0]]["inputs"]
+            assert clip["grid"] == "fifo" and clip["steps"] == latent_window * inputs["partitions"], where
+        elif node["class_type"] in ("T2VSampler", "RewardSelectAnchor") and node_id not in fifo_clips:
+            assert inputs["frames"] == 81 and inputs["steps"] >= 20, f"{where}: {inputs['frames']} frames, " \
+                                                                      f"{inputs['steps']} steps"
+        elif node["class_type"] == "RepeatAndSlideSampler":
+            assert inputs["num_frames"] % 4 == 0 and inputs["num_frames"] + 1 >= 81, where
+            assert inputs["model_frames"] % 4 == 1, f"{where}: model_frames {inputs['model_frames']} is not 4k + 1"
