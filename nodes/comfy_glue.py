@@ -15,6 +15,7 @@ import torch
 from ..core.interface import BackboneModules
 from ..core.memory_estimate import device_free_memory
 from ..core.memory_options import transient_gpu_bytes
+from ..core.methods.host import Host
 
 try:
     import comfy.model_management as model_management
@@ -297,3 +298,8 @@ def add_prompt_handler(handler) -> None:
     server = _prompt_server()
     if server is not None and handler not in getattr(server, "on_prompt_handlers", ()):
         server.add_on_prompt_handler(handler)
+
+
+def host() -> Host:
+    """What a node's run is lent by ComfyUI: its interrupt flag, its memory manager, the output device."""
+    return Host(check=check_interrupt, free_memory=free_memory, out_device=output_device())

@@ -3,21 +3,17 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 from ..core.methods import fifo
-from ..core.conditioning import ImageTokens
 from . import comfy_glue as glue
-from .inputs import (BOOLEAN, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output, validates,
-                     video_latent)
-from .t2v_nodes import guided_denoiser
+from .inputs import (BOOLEAN, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, STRING, generator, latent_output,
+                     low_noise_guidance, validates, video_latent)
 
 CATEGORY = "zero-shot video"
 log = logging.getLogger(__name__)
 
 
-def _window(window_frames, partitions, lookahead):
-    fifo.check_window_request(window_frames, partitions, lookahead)
+def _window(window_frames, partitions):
+    fifo.check_window_request(window_frames, partitions)
 
 
 def _stream_prefix(stream_to_disk, filename_prefix):
@@ -97,50 +93,35 @@ class FIFOQueueWithImageEmbed:
                  guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,
                  image_scale=1.0, prompt_schedule=None, stream_to_disk=False, filename_prefix="fifo/frames",
                  keep_frames=True, guidance_2=-1.0):
-        model = backbone.ready()
-        window = fifo.window_latent_frames(model, window_frames, lookahead)
-        plan = fifo.fifo_plan(model.schedule, window, partitions, lookahead, model.max_frames)
-        latent = video_latent(model, base_clip, "base_clip")
-        fifo.check_base_clip(latent, plan, model.channels, model.latent_multiple)
-        model.check_video_frames(num_frames, "num_frames")
-        latent_count = model.latent_frames(num_frames)
-        prompts = tuple((model.latent_index(start), c) for start, c in (prompt_schedule or ()))
-        fifo.check_run(num_frames, window_batch, eta, prompts)
-        carried = conditioning.image is not None
-        fifo.check_image_request(model, seed_image_from_base_clip or image_embeds is not None or carried
-                                 or any(c.image is not None for _, c in prompts))
-        if seed_image_from_base_clip and (image_embeds is not None or carried):
-            raise ValueError("seed_image_from_base_clip takes the image tokens from the base clip, but image tokens "
-                             "are also given (image_embeds, or a conditioning from T2VConditioningAddImage): turn "
-                             "seeding off for image-to-video, or disconnect them for seeding.")
         if not keep_frames and not stream_to_disk:
             raise ValueError("keep_frames is off and stream_to_disk is off: the frames would be lost. Turn one on.")
-        base = latent.to(model.device, torch.float32)
-        if image_embeds is not None:
-            tokens = image_embeds
-        else:
-            tokens = ImageTokens(conditioning.image, conditioning.image_uncond) if carried else None
-        cond = conditioning
-        if tokens is not None:
-            cond, prompts = fifo.with_image_tokens(conditioning, prompts, tokens, image_scale)
+        model = backbone.ready()
+        latent = video_latent(model, base_clip, "base_clip")
         folder = fifo.stream_folder(glue.output_folder(), filename_prefix) if stream_to_disk else None
         note = fifo.unreached_prompts([start for start, _ in prompt_schedule or ()], num_frames)
         if note:
             log.warning(note)
             glue.progress_text(note)
-        progress = glue.Progress(latent_count + plan.warmup)
-        preview = {}
+        progress, preview = None, {}
 
-        def on_step(k, total, queue):
+        def on_step(k, total):
+            nonlocal progress
+            progress = progress or glue.Progress(total)
             progress.update(k, preview.pop("frame", None))
 
-        frames, latents = fifo.fifo_video(
-            model, guided_denoiser(model, guidance, guidance_2), plan, cond, base, latent_count, generator=generator(seed), eta=eta,
-            window_batch=window_batch, noise_init=noise_init, prompts=prompts, stream_to=folder,
-            keep_frames=keep_frames, seed_image_scale=image_scale if seed_image_from_base_clip else None,
-            on_step=on_step,
-            on_frame=lambda i, image: (preview.update(frame=image), progress.frame(i, image, num_frames)))
-        return frames.to(glue.output_device()), latent_output(model, latents.to(glue.output_device()))
+        def on_frame(i, image):
+            preview.update(frame=image)
+            if progress is not None:
+                progress.frame(i, image, num_frames)
+
+        frames, latents = fifo.long_video(
+            model, conditioning, latent, num_frames=num_frames, window_frames=window_frames, partitions=partitions,
+            lookahead=lookahead, eta=eta, guidance=guidance, guidance_2=low_noise_guidance(guidance_2),
+            generator=generator(seed), window_batch=window_batch, noise_init=noise_init, image_tokens=image_embeds,
+            seed_image_from_base_clip=seed_image_from_base_clip, image_scale=image_scale,
+            prompt_schedule=tuple(prompt_schedule or ()), stream_to=folder, keep_frames=keep_frames,
+            host=glue.host(), on_step=on_step, on_frame=on_frame)
+        return frames, latent_output(model, latents)
 
 
 class T2VPromptSchedule:

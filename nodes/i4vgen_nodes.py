@@ -1,20 +1,16 @@
 """I4VGen: reward-model loading, anchor generation-selection, NI-VSDS. Regeneration is T2VSampler."""
 from __future__ import annotations
 
-import torch
-
-from ..core.methods import i4vgen
 from ..core.loading import listings as model_files
-from ..core.methods.anchor import check_image
 from ..core.loading.parts import resolve_dtype
+from ..core.methods import i4vgen
 from ..core.methods.reward import load_reward_model
-from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
+from ..core.validation import check_size
 from . import comfy_glue as glue
-from ..core.methods.t2v import noise_like
-from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, NIVSDS_STREAM, SEED, STRING, generator, latent_output,
-                     validates,
-                     video_latent)
-from .t2v_nodes import CATEGORY, MAX_SIDE, guided_denoiser
+from ..core.methods.t2v import NIVSDS_STREAM
+from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, SEED, STRING, generator, latent_output, low_noise_guidance,
+                     validates, video_latent)
+from .t2v_nodes import CATEGORY, MAX_SIDE
 
 REWARD_FOLDER = "models/reward_models"
 PREVIEW_EVERY = 4
@@ -109,42 +105,19 @@ class RewardSelectAnchor:
 
     def select(self, backbone, conditioning, reward_model, frames, width, height, steps, guidance, seed,
                num_candidates, candidates=None, guidance_2=-1.0):
-        model = backbone.ready()
-        check_size(width, height)
-        check_frames(model, frames)
-        check_steps(steps)
-        if num_candidates < 0:
-            raise ValueError(f"num_candidates must be at least 1, or 0 for one per frame; got {num_candidates}")
         if not conditioning.prompt:
             raise ValueError("This conditioning carries no prompt text for the reward model to score against: "
                              "connect the conditioning output of T2VTextEncode.")
+        model = backbone.ready()
         device = glue.compute_device()
-
-        def score(images):
-            return reward_model.score(images, conditioning.prompt, device)
-
-        if candidates is not None:
-            check_image(candidates, "candidate image batch")
-            if tuple(candidates.shape[1:3]) != (height, width):
-                raise ValueError(f"The candidate images are {tuple(candidates.shape[1:3])[::-1]} (width, height) but "
-                                 f"the video is {width}×{height}: resize them (e.g. Upscale Image) or set width and "
-                                 "height to their size.")
-            selection = i4vgen.select_from_images(candidates, model.latent_frames(frames), score=score,
-                                                  encode=lambda images: i4vgen.encode_images(model, images),
-                                                  still=model.still_video)
-        else:
-            shape = model.latent_shape(frames, width, height)
-            gen = generator(seed)
-            noise = i4vgen.candidate_noise(shape, num_candidates or shape[2], gen).to(model.device)
-            selection = i4vgen.generate_and_select(
-                guided_denoiser(model, guidance, guidance_2), model.schedule, conditioning, noise, steps, shape[2],
-                decode=lambda latents: model.decode(latents), score=score, generator=gen, still=model.still_video,
-                on_step=_progress())
+        selection = i4vgen.select_anchor(
+            model, conditioning, lambda images: reward_model.score(images, conditioning.prompt, device),
+            frames=frames, width=width, height=height, steps=steps, guidance=guidance,
+            guidance_2=low_noise_guidance(guidance_2), num_candidates=num_candidates, generator=generator(seed),
+            candidates=candidates, host=glue.host(), on_step=_progress())
         text = i4vgen.format_scores(selection)
-        out = glue.output_device()
         return {"ui": {"text": [text]},
-                "result": (latent_output(model, selection.anchor.to(out)), selection.images.to(out), text,
-                           selection.index)}
+                "result": (latent_output(model, selection.anchor), selection.images, text, selection.index)}
 
 
 def _step_sizes(step_sizes):
@@ -192,14 +165,8 @@ class NIVSDSOptimize:
 
     def optimize(self, backbone, conditioning, latent, steps, guidance, p, step_sizes, seed, guidance_2=-1.0):
         model = backbone.ready()
-        check_steps(steps)
-        sizes = i4vgen.parse_step_sizes(step_sizes)
-        iterations = i4vgen.nivsds_iterations(steps, p)
         samples = video_latent(model, latent, hint=" Connect RewardSelectAnchor's anchor.")
-        check_latent_frames(model, samples.shape[2])
-        x = samples.to(model.device, torch.float32)
-        noise = noise_like(x.shape, generator(seed, NIVSDS_STREAM)).to(model.device)
-        progress = glue.Progress(iterations)
+        progress = glue.Progress(i4vgen.nivsds_iterations(steps, p))
 
         def on_step(k, total, current):
             preview = None
@@ -207,6 +174,7 @@ class NIVSDSOptimize:
                 preview = model.decode(current[:1, :, :1])[0]
             progress.update(k, preview)
 
-        out = i4vgen.ni_vsds(guided_denoiser(model, guidance, guidance_2), model.schedule, conditioning, x, noise, steps,
-                             iterations, sizes, on_step=on_step)
-        return (latent_output(model, out.to(glue.output_device())),)
+        out = i4vgen.animate_anchor(model, conditioning, samples, steps=steps, guidance=guidance,
+                                    guidance_2=low_noise_guidance(guidance_2), p=p, step_sizes=step_sizes,
+                                    generator=generator(seed, NIVSDS_STREAM), host=glue.host(), on_step=on_step)
+        return (latent_output(model, out),)

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 
+from ..core.methods.t2v import seeded
 from ..core.validation import check_video_latent, latent_origin
 
 log = logging.getLogger(__name__)
@@ -56,16 +57,11 @@ def low_noise_guidance(guidance_2: float) -> float | None:
     return None if guidance_2 < 0 else guidance_2
 
 
-FROM_LATENT_STREAM = "from_latent"
-"""T2VSampler's stream when it starts from an input latent (I4VGen's regeneration, SDEdit)."""
-NIVSDS_STREAM = "nivsds"
-"""NIVSDSOptimize's stream for its fixed noise ε."""
 
 
 def generator(seed: int, stream: str | None = None):
     """The one source of randomness of a node run: a CPU generator seeded from its seed input (a named stream:
     one of its own, see ``core.t2v.seeded``)."""
-    from ..core.methods.t2v import seeded
     return seeded(seed, stream)
 
 

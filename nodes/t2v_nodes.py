@@ -1,24 +1,14 @@
 """Plain text-to-video sampling and chunked decoding."""
 from __future__ import annotations
 
-import torch
-
-from ..core.denoiser import Denoiser
-from ..core.methods.t2v import GRIDS, noise_like, sample_t2v
-from ..core.validation import check_frames, check_latent_frames, check_size, check_steps
+from ..core.methods.t2v import FROM_LATENT_STREAM, GRIDS, text_to_video
+from ..core.validation import check_size
 from . import comfy_glue as glue
-from .inputs import (COMBO, FLOAT, FROM_LATENT_STREAM, GUIDANCE_2, INT, LINK, SEED, generator, latent_output,
-                     low_noise_guidance, validates, video_latent)
+from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, SEED, generator, latent_output, low_noise_guidance,
+                     validates, video_latent)
 
 CATEGORY = "zero-shot video"
 MAX_SIDE = 4096
-
-
-def guided_denoiser(backbone, guidance, guidance_2=-1.0):
-    """A Denoiser that checks ComfyUI's interrupt flag before every model call and every block and layer inside it,
-    and refuses a first call that cannot fit in the compute device's free memory."""
-    return Denoiser(backbone, guidance, guidance_2=low_noise_guidance(guidance_2), check=glue.check_interrupt,
-                    free_memory=glue.free_memory)
 
 
 @validates(check_size)
@@ -64,26 +54,13 @@ class T2VSampler:
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
                denoise=1.0, grid="backbone", guidance_2=-1.0):
         model = backbone.ready()
-        check_steps(steps)
-        if not 0.0 <= denoise <= 1.0:
-            raise ValueError(f"denoise must be within [0, 1], got {denoise}")
-        gen = generator(seed, None if latent is None else FROM_LATENT_STREAM)
-        if latent is not None:
-            init = video_latent(model, latent)
-            check_latent_frames(model, init.shape[2])
-            shape, init = tuple(init.shape), init.to(model.device, torch.float32)
-        else:
-            check_size(width, height)
-            check_frames(model, frames)
-            shape = model.latent_shape(frames, width, height)
-            init = None
-        denoiser = guided_denoiser(model, guidance, guidance_2)
-        denoiser.check_fits(shape)
-        noise = noise_like(shape, gen).to(model.device)
+        init = None if latent is None else video_latent(model, latent)
         progress = glue.Progress(steps)
-        out = sample_t2v(denoiser, model.schedule, conditioning, noise, steps, generator=gen,
-                         eta=eta, init_latent=init, strength=denoise, grid=grid, on_step=lambda i, n, x: progress.update(i))
-        return (latent_output(model, out.to(glue.output_device())),)
+        out = text_to_video(model, conditioning, frames=frames, width=width, height=height, steps=steps,
+                            guidance=guidance, guidance_2=low_noise_guidance(guidance_2), eta=eta,
+                            generator=generator(seed, None if latent is None else FROM_LATENT_STREAM), latent=init,
+                            denoise=denoise, grid=grid, host=glue.host(), on_step=lambda i, n, x: progress.update(i))
+        return (latent_output(model, out),)
 
 
 class DecodeVideoLatent:

@@ -6,11 +6,13 @@ import logging
 from ..core.methods.anchor import CROP_MODES, check_image, make_anchor
 from ..core.conditioning import ImageTokens
 from ..core.methods.strategies import NoiseInit, Resample
-from ..core.methods.ti2v_zero import calls_per_frame, check_settings, sample_on_backbone, ti2v_grid
+from ..core.methods import ti2v_zero
+from ..core.methods.ti2v_zero import check_settings
 from ..core.validation import check_size
 from . import comfy_glue as glue
-from .inputs import COMBO, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, generator, latent_output, validates
-from .t2v_nodes import MAX_SIDE, guided_denoiser
+from .inputs import (COMBO, FLOAT, GUIDANCE_2, HIDDEN, INT, LINK, SEED, generator, latent_output, low_noise_guidance,
+                     validates)
+from .t2v_nodes import MAX_SIDE
 
 log = logging.getLogger(__name__)
 CATEGORY = "zero-shot video"
@@ -154,21 +156,11 @@ class RepeatAndSlideSampler:
         check_settings(num_frames, steps, model_frames)
         noise_init, resample = noise_init or NoiseInit(), resample or Resample()
         model = backbone.ready()
-        denoiser = guided_denoiser(model, guidance, guidance_2)
-        grid = ti2v_grid(model.schedule, steps)
-        if len(grid) != steps:
-            log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",
-                          steps, len(grid), ", ".join(str(t) for t, _ in grid), steps)
-        per_frame = calls_per_frame(model.schedule, grid, resample.rounds)  # model calls per new latent frame
-        per_latent = model.video_frames(2) - 1  # video frames per new latent frame (Wan: 4)
-        progress = glue.Progress(max(1, num_frames // per_latent) * per_frame)
-
-        def on_frame(index, frame):
-            progress.frame(index, frame, anchor.frames + num_frames)
-            progress.update((index - anchor.frames + 1) // per_latent * per_frame, frame)
-
-        video, latents = sample_on_backbone(
-            model, denoiser, conditioning, anchor, num_frames, steps, model_frames=model_frames,
-            generator=generator(seed), noise_init=noise_init, resample=resample, latent_queue=latent_queue,
-            on_step=lambda i, n: progress.update(i), on_frame=on_frame, out_device=glue.output_device())
+        progress = glue.Progress(ti2v_zero.model_calls(model, num_frames, steps, resample.rounds))
+        video, latents = ti2v_zero.image_to_video(
+            model, conditioning, anchor, num_frames=num_frames, model_frames=model_frames, steps=steps,
+            guidance=guidance, guidance_2=low_noise_guidance(guidance_2), generator=generator(seed),
+            noise_init=noise_init, resample=resample, latent_queue=latent_queue, host=glue.host(),
+            on_step=lambda i, n: progress.update(i),
+            on_frame=lambda index, frame: progress.frame(index, frame, anchor.frames + num_frames))
         return (video, latent_output(model, latents))

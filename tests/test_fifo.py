@@ -381,8 +381,13 @@ def test_node_window_longer_than_animatediff_allows(animatediff, unet_calls):
     with pytest.raises(ValueError, match="at most 32"):
         fifo_node(animatediff, base, window_frames=34, partitions=1)
     assert calls[-1] == 0
-    assert "even" in FIFOQueueWithImageEmbed.VALIDATE_INPUTS(window_frames=3, partitions=2, lookahead=True)
-    assert FIFOQueueWithImageEmbed.VALIDATE_INPUTS(window_frames=4, partitions=2, lookahead=True) is True
+    # the lookahead parity is the backbone's (Wan takes 77 video frames = 20 latent frames): refused at the run's
+    # start, before any model call, not by the validation that knows no backbone
+    assert FIFOQueueWithImageEmbed.VALIDATE_INPUTS(window_frames=3, partitions=2, lookahead=True) is True
+    assert "minimum 1" in FIFOQueueWithImageEmbed.VALIDATE_INPUTS(window_frames=0, partitions=2, lookahead=True)
+    with pytest.raises(ValueError, match="even"):
+        fifo_node(animatediff, {"samples": torch.zeros(1, 4, 3, 8, 8)}, window_frames=3, partitions=2)
+    assert calls[-1] == 0
 
 
 # --- image embedding (AnimateDiff + IP-Adapter) -----------------------------------------------------

@@ -18,7 +18,8 @@ from zeroshot_video.core.methods.reward import load_reward_model
 from zeroshot_video.core.schedule import FlowSchedule, Schedule
 from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
-from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
+from zeroshot_video.core.methods.t2v import FROM_LATENT_STREAM, NIVSDS_STREAM
+from zeroshot_video.nodes.inputs import generator
 from zeroshot_video.nodes.t2v_nodes import T2VSampler
 
 PROMPT = "the cat on the mat"

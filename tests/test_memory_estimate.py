@@ -201,6 +201,6 @@ def test_in_comfyui_free_memory_first_unloads_other_models_keeping_the_packs(mon
 
 
 def test_nodes_denoiser_checks_interrupts_and_memory(modelscope):
-    from zeroshot_video.nodes.t2v_nodes import guided_denoiser
-    denoiser = guided_denoiser(modelscope.ready(), 7.5)
+    from zeroshot_video.nodes import comfy_glue
+    denoiser = comfy_glue.host().denoiser(modelscope.ready(), 7.5)
     assert denoiser.check is glue.check_interrupt and denoiser.free_memory is glue.free_memory

@@ -13,7 +13,8 @@ from zeroshot_video.core.families.unet.backbone import family_scheduler
 from zeroshot_video.core.families.unet.image_tokens import GRAY, clip_pixels
 from zeroshot_video.core.schedule import FINAL, Schedule
 from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
-from zeroshot_video.nodes.inputs import FROM_LATENT_STREAM, NIVSDS_STREAM, generator
+from zeroshot_video.core.methods.t2v import FROM_LATENT_STREAM, NIVSDS_STREAM
+from zeroshot_video.nodes.inputs import generator
 
 ANIMATEDIFF = Schedule.from_scheduler(family_scheduler("animatediff"))
 ANIMATEDIFF_DIFFUSERS = Schedule.from_scheduler(family_scheduler("animatediff", "diffusers"))
@@ -126,17 +127,18 @@ def test_t2v_sampler_from_a_latent_draws_its_own_stream(modelscope):
     cond = encode_text(modelscope.ready(), "a cat", "")
     latent = {"samples": torch.zeros(1, 4, 2, 8, 8)}
     seen = []
-    original = T2VSampler.sample.__globals__["sample_t2v"]
+    from zeroshot_video.core.methods import t2v
+    original = t2v.sample_t2v
 
     def spy(*args, **kwargs):
         seen.append(args[3].clone())
         return original(*args, **kwargs)
 
-    T2VSampler.sample.__globals__["sample_t2v"] = spy
+    t2v.sample_t2v = spy  # the entry point the node calls samples through it
     try:
         T2VSampler().sample(modelscope, cond, 2, 64, 64, 2, 5.0, 0.0, 42, latent=latent, denoise=1.0)
     finally:
-        T2VSampler.sample.__globals__["sample_t2v"] = original
+        t2v.sample_t2v = original
     assert torch.equal(seen[0], noise_like((1, 4, 2, 8, 8), generator(42, FROM_LATENT_STREAM)))
     assert not torch.equal(seen[0], noise_like((1, 4, 2, 8, 8), generator(42)))
 

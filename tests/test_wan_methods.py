@@ -70,12 +70,14 @@ def test_wan_fifo_bad_input(wan21, kw, match):
         FIFOQueueWithImageEmbed().generate(wan21, cond, base, num_frames, kw.get("window", 5), 2, True, 1.0, 5.0, 7, 4)
 
 
-def test_fifo_window_request_accepts_wan_counts_and_refuses_impossible_ones():
-    fifo.check_window_request(16, 4, True)
-    fifo.check_window_request(77, 4, True)  # Wan: 20 latent frames
+def test_fifo_window_parity_is_the_backbones(wan21):
+    """Lookahead needs an even number of latent frames: 77 video frames (20) on Wan, 81 (21) refused."""
+    model = wan21.ready()
+    assert fifo.window_latent_frames(model, 77, True) == 20
     with pytest.raises(ValueError, match="even"):
-        fifo.check_window_request(81, 4, True)  # odd on every backbone (Wan: 21 latent frames)
-    fifo.check_window_request(81, 4, False)
+        fifo.window_latent_frames(model, 81, True)
+    assert fifo.window_latent_frames(model, 81, False) == 21
+    assert fifo.default_window(model, 4, True) == 5 and fifo.default_window(model, 16, True) == 21
 
 
 def test_image_seeding_on_wan_is_a_clear_error(wan21):

@@ -19,10 +19,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..conditioning import Conditioning
-from ..conditioning import ImageTokens
+from ..conditioning import Conditioning, ImageTokens
+from ..loading.file_checks import available_memory
 from ..schedule import Schedule
 from .strategies import NoiseInit
+from .host import Host
 from .t2v import noise_like
 
 # (first output frame, conditioning from that frame on): the prompt of a long video over time.
@@ -77,19 +78,22 @@ def check_fifo_shape(frames: int, partitions: int, lookahead: bool, max_frames: 
                          "timesteps: lower partitions.")
 
 
-def check_window_request(video_frames: int, partitions: int, lookahead: bool) -> None:
-    """What can be checked of a window given in video frames before the backbone is known: a window that lookahead
-    cannot split on any backbone (an even count of frames, or on Wan 4k + 1 video frames = an even k + 1 latent
-    frames, e.g. 77) is refused at once."""
+def check_window_request(video_frames: int, partitions: int) -> None:
+    """What can be checked of a window given in video frames before the backbone is known (its frame rule and the
+    lookahead parity are the backbone's: :func:`window_latent_frames`)."""
     if video_frames < 1:
         raise ValueError(f"window_frames must be at least 1, got {video_frames}")
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
-    wan_even = (video_frames - 1) % 4 == 0 and ((video_frames - 1) // 4 + 1) % 2 == 0
-    if lookahead and video_frames % 2 and not wan_even:
-        raise ValueError(f"lookahead denoising needs an even window_frames (it writes back the second half of each "
-                         f"window); got {video_frames}. Use {video_frames + 1} (Wan: 4k + 1 frames with k + 1 even, "
-                         "e.g. 77) or turn lookahead off.")
+
+
+def default_window(backbone, wanted: int, lookahead: bool) -> int:
+    """The smallest window of at least ``wanted`` video frames the backbone represents (with an even number of
+    latent frames under lookahead): the command line's default, valid on every family."""
+    frames = max(1, backbone.latent_frames(backbone.nearest_video_frames(wanted)[1]))
+    if lookahead and frames % 2:
+        frames += 1
+    return backbone.video_frames(frames)
 
 
 def window_latent_frames(backbone, video_frames: int, lookahead: bool) -> int:
@@ -382,3 +386,84 @@ def fifo_video(backbone, denoiser: Callable, plan: FifoPlan, cond: Conditioning,
                           eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
                           on_frame=emitted, on_step=on_step, keep=keep_frames, queue=queue)
     return (frames, latents) if keep_frames else last
+
+
+@dataclass(frozen=True)
+class BaseClip:
+    """The base clip a FIFO run needs: ``frames`` video frames sampled in ``steps`` steps on FIFO's grid."""
+
+    frames: int
+    steps: int
+    grid: str = "fifo"
+
+
+def base_clip_for(backbone, window_frames: int, partitions: int, lookahead: bool) -> BaseClip:
+    """How to sample the base clip of a FIFO run with this window (video frames) and partitions."""
+    check_window_request(window_frames, partitions)
+    window = window_latent_frames(backbone, window_frames, lookahead)
+    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames)
+    return BaseClip(frames=window_frames, steps=plan.steps)
+
+
+KEPT_COPIES = 1
+"""The kept frames are filled in place into one float32 video (``fifo_video``): no second copy."""
+
+
+def check_kept_frames(backbone, latent_shape, num_frames: int, keep_frames: bool) -> None:
+    """Kept frames that cannot fit in the available RAM are refused before the run, with the way out."""
+    available = available_memory()
+    if not keep_frames or available is None:
+        return
+    side = backbone.memory_profile().pixel_side
+    _, _, _, h, w = (int(n) for n in latent_shape)
+    need = KEPT_COPIES * num_frames * h * side * w * side * 3 * 4
+    if need > available:
+        raise ValueError(f"num_frames {num_frames} at {w * side}×{h * side} with keep_frames on needs "
+                         f"{need / 2 ** 30:.1f} GB of RAM for the returned frames (float32); "
+                         f"{available / 2 ** 30:.1f} GB is available. Turn stream_to_disk on and keep_frames off "
+                         "(the frames go to disk as they are made and memory stays flat), or lower num_frames.")
+
+
+def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_frames: int, window_frames: int,
+               partitions: int, lookahead: bool = True, eta: float = 1.0, guidance: float,
+               guidance_2: float | None = None, generator: torch.Generator, window_batch: int = 1,
+               noise_init: NoiseInit | None = None, image_tokens: ImageTokens | None = None,
+               seed_image_from_base_clip: bool = False, image_scale: float = 1.0,
+               prompt_schedule: Sequence[tuple[int, Conditioning]] = (), stream_to: Path | None = None,
+               keep_frames: bool = True, host: Host = Host(),
+               on_step: Callable[[int, int], None] | None = None,
+               on_frame: Callable[[int, torch.Tensor], None] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """FIFO-Diffusion's entry point (FIFOQueueWithImageEmbed and the command line), in video frames: ``num_frames``
+    frames from the latent ``base_clip`` (``base_clip_for``'s clip), a window of ``window_frames``, the prompt
+    schedule's starts in output frames. Every check is made before any work. Returns (frames, latents) on
+    ``host.out_device`` (only the last ones with ``keep_frames`` off); ``on_step(k, total)`` after each iteration,
+    ``on_frame(i, image)`` for each video frame as it is decoded."""
+    check_window_request(window_frames, partitions)
+    window = window_latent_frames(backbone, window_frames, lookahead)
+    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames)
+    check_base_clip(base_clip, plan, backbone.channels, backbone.latent_multiple)
+    backbone.check_video_frames(num_frames, "num_frames")
+    latent_count = backbone.latent_frames(num_frames)
+    prompts = tuple((backbone.latent_index(start), c) for start, c in prompt_schedule)
+    check_run(num_frames, window_batch, eta, prompts)
+    carried = cond.image is not None
+    check_image_request(backbone, seed_image_from_base_clip or image_tokens is not None or carried
+                        or any(c.image is not None for _, c in prompts))
+    if seed_image_from_base_clip and (image_tokens is not None or carried):
+        raise ValueError("seed_image_from_base_clip takes the image tokens from the base clip, but image tokens "
+                         "are also given (image_embeds, or a conditioning from T2VConditioningAddImage): turn "
+                         "seeding off for image-to-video, or disconnect them for seeding.")
+    check_kept_frames(backbone, base_clip.shape, num_frames, keep_frames)
+    tokens = image_tokens if image_tokens is not None else (
+        ImageTokens(cond.image, cond.image_uncond) if carried else None)
+    if tokens is not None:
+        cond, prompts = with_image_tokens(cond, prompts, tokens, image_scale)
+    base = base_clip.to(backbone.device, torch.float32)
+    frames, latents = fifo_video(
+        backbone, host.denoiser(backbone, guidance, guidance_2), plan, cond, base, latent_count,
+        generator=generator, eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
+        stream_to=stream_to, keep_frames=keep_frames,
+        seed_image_scale=image_scale if seed_image_from_base_clip else None,
+        on_step=None if on_step is None else lambda k, total, queue: on_step(k, total), on_frame=on_frame)
+    return frames.to(host.out_device), latents.to(host.out_device)

@@ -11,12 +11,15 @@ Three stages, each a plain function over a Denoiser (or a mock):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
 
 from ..interface import static_video
+from ..validation import check_frames, check_latent_frames, check_size, check_steps
+from .anchor import check_image
+from .host import Host
 from .t2v import noise_like, sample_t2v
 
 DEFAULT_P = 0.6
@@ -181,3 +184,54 @@ def ni_vsds(denoiser: Callable, schedule, cond, latent: torch.Tensor, noise: tor
         if on_step is not None:
             on_step(k + 1, len(levels), x)
     return x
+
+
+def select_anchor(backbone, cond, score: Callable[[torch.Tensor], Sequence[float]], *, frames: int, width: int,
+                  height: int, steps: int, guidance: float, guidance_2: float | None = None,
+                  num_candidates: int = 0, generator: torch.Generator, candidates: torch.Tensor | None = None,
+                  host: Host = Host(), on_step: Callable[[int, int, torch.Tensor], None] | None = None
+                  ) -> AnchorSelection:
+    """Stage 1's entry point (RewardSelectAnchor and the command line): the anchor of a ``frames``-frame (video
+    frames) ``width`` × ``height`` video, as the backbone's still video of the best-scored candidate. Candidates
+    are sampled (``num_candidates``, 0 = one per latent frame, from the noise of the video this generator would
+    give) or, when ``candidates`` IMAGE are given, scored as they are and the best encoded."""
+    check_size(width, height)
+    check_frames(backbone, frames)
+    check_steps(steps)
+    if num_candidates < 0:
+        raise ValueError(f"num_candidates must be at least 1, or 0 for one per frame; got {num_candidates}")
+    shape = backbone.latent_shape(frames, width, height)
+    if candidates is not None:
+        check_image(candidates, "candidate image batch")
+        if tuple(candidates.shape[1:3]) != (height, width):
+            raise ValueError(f"The candidate images are {tuple(candidates.shape[1:3])[::-1]} (width, height) but "
+                             f"the video is {width}×{height}: resize them (e.g. Upscale Image) or set width and "
+                             "height to their size.")
+        selection = select_from_images(candidates, shape[2], score=score,
+                                       encode=lambda images: encode_images(backbone, images),
+                                       still=backbone.still_video)
+    else:
+        noise = candidate_noise(shape, num_candidates or shape[2], generator).to(backbone.device)
+        selection = generate_and_select(
+            host.denoiser(backbone, guidance, guidance_2), backbone.schedule, cond, noise, steps, shape[2],
+            decode=lambda latents: backbone.decode(latents, check=host.check), score=score, generator=generator,
+            still=backbone.still_video, on_step=on_step)
+    return replace(selection, anchor=selection.anchor.to(host.out_device), images=selection.images.to(host.out_device))
+
+
+def animate_anchor(backbone, cond, latent: torch.Tensor, *, steps: int, guidance: float,
+                   guidance_2: float | None = None, p: float = DEFAULT_P, step_sizes: str, generator: torch.Generator,
+                   host: Host = Host(), on_step: Callable[[int, int, torch.Tensor], None] | None = None
+                   ) -> torch.Tensor:
+    """Stage 2's entry point (NIVSDSOptimize and the command line): NI-VSDS on a video latent (the still anchor
+    video) over ``steps`` of the sampler's grid, with one ε from ``generator``; the moved latent on
+    ``host.out_device``. Stage 3 is ``t2v.text_to_video`` from this latent."""
+    check_steps(steps)
+    sizes = parse_step_sizes(step_sizes)
+    iterations = nivsds_iterations(steps, p)
+    check_latent_frames(backbone, latent.shape[2])
+    x = latent.to(backbone.device, torch.float32)
+    noise = noise_like(x.shape, generator).to(backbone.device)
+    out = ni_vsds(host.denoiser(backbone, guidance, guidance_2), backbone.schedule, cond, x, noise, steps, iterations,
+                  sizes, on_step=on_step)
+    return out.to(host.out_device)

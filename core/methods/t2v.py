@@ -7,6 +7,14 @@ from typing import Callable
 import torch
 
 from ..schedule import Schedule
+from ..validation import check_frames, check_latent_frames, check_size, check_steps
+from .host import Host
+
+
+FROM_LATENT_STREAM = "from_latent"
+"""The stream of a run that starts from an input latent (I4VGen's regeneration, SDEdit)."""
+NIVSDS_STREAM = "nivsds"
+"""The stream of NI-VSDS's fixed noise ε."""
 
 
 def seeded(seed: int, stream: str | None = None) -> torch.Generator:
@@ -67,3 +75,29 @@ def sample_t2v(denoiser: Callable, schedule: Schedule, cond, noise: torch.Tensor
         if on_step is not None:
             on_step(i + 1, len(pairs), x)
     return x
+
+
+def text_to_video(backbone, cond, *, frames: int, width: int, height: int, steps: int, guidance: float,
+                  guidance_2: float | None = None, eta: float = 0.0, generator: torch.Generator,
+                  latent: torch.Tensor | None = None, denoise: float = 1.0, grid: str = "backbone",
+                  host: Host = Host(), on_step: Callable[[int, int, torch.Tensor], None] | None = None
+                  ) -> torch.Tensor:
+    """Plain sampling of a ``frames``-frame (video frames) ``width`` × ``height`` clip, or SDEdit-style from a
+    video ``latent`` (then its own shape) with strength ``denoise``; the latent on ``host.out_device``. The entry
+    point of T2VSampler, FIFO's base clip, I4VGen's regeneration and the command line's ``t2v``."""
+    check_steps(steps)
+    if not 0.0 <= denoise <= 1.0:
+        raise ValueError(f"denoise must be within [0, 1], got {denoise}")
+    if latent is not None:
+        check_latent_frames(backbone, latent.shape[2])
+        shape, latent = tuple(latent.shape), latent.to(backbone.device, torch.float32)
+    else:
+        check_size(width, height)
+        check_frames(backbone, frames)
+        shape = backbone.latent_shape(frames, width, height)
+    denoiser = host.denoiser(backbone, guidance, guidance_2)
+    denoiser.check_fits(shape)
+    noise = noise_like(shape, generator).to(backbone.device)
+    out = sample_t2v(denoiser, backbone.schedule, cond, noise, steps, generator=generator, eta=eta,
+                     init_latent=latent, strength=denoise, grid=grid, on_step=on_step)
+    return out.to(host.out_device)

@@ -32,6 +32,7 @@ Ours:
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable
 
 import torch
@@ -41,6 +42,9 @@ from ..schedule import Schedule
 from .strategies import NoiseInit, Resample
 from .t2v import noise_like
 from ..validation import check_frames, check_steps
+from .host import Host
+
+log = logging.getLogger(__name__)
 
 
 def ti2v_grid(schedule: Schedule, steps: int) -> list[tuple]:
@@ -234,7 +238,7 @@ def _on_causal_backbone(backbone, denoiser, cond, anchor, num_frames: int, steps
     """TI2V-Zero where each latent frame after the first is several video frames (Wan): the image is latent frame
     0, the queue is K latent frames of a still (4K − 3)-frame clip of it, encoded once, and every new latent frame
     is decoded as it comes, continuing one video (4 new video frames each)."""
-    per_latent = backbone.video_frames(2) - 1
+    per_latent = backbone.frames_per_latent
     if anchor.frames != 1:
         raise ValueError(f"{backbone.name}: TI2V-Zero on this backbone starts from one image (its first latent frame); "
                          f"{anchor.frames} were given. Video prediction from several frames is not supported on it yet.")
@@ -267,19 +271,33 @@ def _on_causal_backbone(backbone, denoiser, cond, anchor, num_frames: int, steps
     return video, torch.cat([anchor.latents.cpu(), new], dim=2)
 
 
-def sample_on_backbone(backbone, denoiser: Callable, cond, anchor, num_frames: int, steps: int, *,
-                       model_frames: int = 16, generator: torch.Generator, noise_init: NoiseInit = NoiseInit(),
-                       resample: Resample = Resample(), latent_queue: bool = False,
-                       on_step=None, on_frame=None, out_device: torch.device | str = "cpu"
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`sample_ti2v_zero` with the backbone's VAE, after checking everything that can be checked."""
+def model_calls(backbone, num_frames: int, steps: int, rounds: int = 0) -> int:
+    """Model calls a run of ``num_frames`` new video frames makes (what a progress bar counts)."""
+    per_frame = calls_per_frame(backbone.schedule, ti2v_grid(backbone.schedule, steps), rounds)
+    return max(1, num_frames // backbone.frames_per_latent) * per_frame
+
+
+def image_to_video(backbone, cond, anchor, *, num_frames: int, model_frames: int, steps: int, guidance: float,
+                   guidance_2: float | None = None, generator: torch.Generator, noise_init: NoiseInit = NoiseInit(),
+                   resample: Resample = Resample(), latent_queue: bool = False, host: Host = Host(),
+                   on_step: Callable[[int, int], None] | None = None,
+                   on_frame: Callable[[int, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """TI2V-Zero's entry point (RepeatAndSlideSampler and the command line): ``num_frames`` new video frames
+    after the ``anchor``, ``model_frames`` video frames per model call, every check made before any work.
+    Returns (the video: the anchor's frames then the new ones, on ``host.out_device``; its latents on the CPU)."""
     check_settings(num_frames, steps, model_frames)
     check_frames(backbone, model_frames, "model_frames")
     anchor.require(backbone)
-    if backbone.video_frames(2) > 2:
+    grid = ti2v_grid(backbone.schedule, steps)
+    if len(grid) != steps:
+        log.info("TI2V-Zero: %d steps run as the reference's %d-step grid (%s): 1000 is not a multiple of %d",
+                 steps, len(grid), ", ".join(str(t) for t, _ in grid), steps)
+    denoiser = host.denoiser(backbone, guidance, guidance_2)
+    if backbone.causal_vae:
         return _on_causal_backbone(backbone, denoiser, cond, anchor, num_frames, steps, model_frames=model_frames,
                                    generator=generator, noise_init=noise_init, resample=resample, on_step=on_step,
-                                   on_frame=on_frame, out_device=out_device)
+                                   on_frame=on_frame, out_device=host.out_device)
+    out_device = host.out_device
     return sample_ti2v_zero(
         denoiser, backbone.schedule, cond, anchor.image.to(out_device), anchor.latents.to(backbone.device),
         num_frames, steps, model_frames=model_frames, generator=generator, noise_init=noise_init,
