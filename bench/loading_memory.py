@@ -7,7 +7,7 @@ fp16 (as ComfyUI's public ``wan2.1_t2v_1.3B_fp16.safetensors``) and one bf16 (as
 written with random values into a temporary folder tensor by tensor (never whole in memory), and loaded in bf16
 in a fresh process per route, so each peak is that route's own:
 
-- ``pack``: the pack's single-file loader (``core.wan_files.load_transformer``), on both files;
+- ``pack``: the pack's single-file loader (``core.families.wan.files.load_transformer``), on both files;
 - ``from_single_file``: diffusers' ``WanTransformer3DModel.from_single_file`` with a local config;
 - ``pack + fp8 storage``: the pack's loader, then fp8 storage (``memory_options``; the RSS it settles at).
 
@@ -32,7 +32,7 @@ import torch
 
 from zeroshot_video.bench.common import _status_mb, answered_as_child, child_peak_rss, peak_rss_mb, reset_peak_rss, write_results
 
-# Wan 2.1 T2V 1.3B, as its official diffusers config (and core.wan_files, from the tensors) has it
+# Wan 2.1 T2V 1.3B, as its official diffusers config (and core.families.wan.files, from the tensors) has it
 WAN21_1_3B = {"patch_size": [1, 2, 2], "num_attention_heads": 12, "attention_head_dim": 128, "in_channels": 16,
               "out_channels": 16, "text_dim": 4096, "freq_dim": 256, "ffn_dim": 8960, "num_layers": 30,
               "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "rope_max_seq_len": 1024}

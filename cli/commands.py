@@ -25,21 +25,21 @@ from typing import Callable
 import torch
 
 from .. import client
-from ..core.methods import fifo, i4vgen, ti2v_zero
-from ..testing import standin_models, standins
-from ..core.methods.anchor import gradient_image, make_anchor
-from ..core.families import detect_family, folder_half, load_backbone
-from ..core.loading.parts import resolve_dtype
 from ..core.conditioning import encode_text
-from ..core.denoiser import Denoiser
-from ..core.memory_estimate import device_free_memory
+from ..core.families import folder_half, load_backbone, motion_adapter_rule
 from ..core.loading.file_checks import ModelFileError, available_memory, check_safetensors
-from ..core.methods.reward import load_reward_model
 from ..core.loading.file_kinds import describe, identify
+from ..core.loading.parts import resolve_dtype
+from ..core.memory_estimate import device_free_memory
+from ..core.methods import fifo, i4vgen, t2v, ti2v_zero
+from ..core.methods.anchor import gradient_image, make_anchor
+from ..core.methods.host import Host
+from ..core.methods.reward import load_reward_model
 from ..core.methods.strategies import NoiseInit, Resample
-from ..core.methods.t2v import noise_like, sample_t2v
+from ..core.methods.t2v import FROM_LATENT_STREAM, NIVSDS_STREAM, seeded
 from ..core.validation import check_size
 from ..core.video_io import write_video
+from ..testing import standin_models, standins
 
 FAILED, INTERRUPTED = 2, 130
 # t2v and i4vgen hold every frame in one model call: memory grows with frames (temporal attention with its
@@ -58,8 +58,8 @@ ONE_CALL_METHODS = ("t2v", "i4vgen")
 RANGES = {
     "frames": (1, None), "width": (8, MAX_SIDE), "height": (8, MAX_SIDE), "steps": (1, 999),
     "guidance": (0.0, 50.0), "eta": (0.0, 1.0), "seed": (0, 2 ** 64 - 1), "fps": (1, 100),
-    "model_frames": (2, ONE_CALL_FRAMES), "resample": (0, 16), "candidates": (0, 256), "p": (0.0, 1.0),
-    "p_re": (0.0, 1.0), "window_frames": (1, ONE_CALL_FRAMES), "partitions": (1, 64), "window_batch": (1, 64),
+    "model_frames": (2, 1024), "resample": (0, 16), "candidates": (0, 256), "p": (0.0, 1.0),
+    "p_re": (0.0, 1.0), "window_frames": (1, 128), "partitions": (1, 64), "window_batch": (1, 64),
     "fifo_eta": (0.0, 1.0),
 }
 # Flags that only some methods read: given to another method they are refused, not silently ignored.
@@ -73,7 +73,8 @@ USED_BY = {
 WAN_FILE_FLAGS = ("text_encoder", "vae", "model_2")  # what a Wan diffusion model file as --model needs beside it
 # Core checks name node inputs; from the command line the same rules are reported with its flags.
 CORE_NAMES = {"window_frames": "--window-frames", "partitions": "--partitions", "step_sizes": "--step-sizes",
-              "turn lookahead off": "pass --no-lookahead"}
+              "turn lookahead off": "pass --no-lookahead", "model_frames": "--model-frames",
+              "num_frames": "--frames", "num_candidates": "--candidates"}
 
 
 class UsageError(ValueError):
@@ -125,15 +126,21 @@ class FramesSoFar:
         return video
 
 
-# --- the methods -------------------------------------------------------------------------------
+# --- the methods ---------------------------------------------------------------------------------
+HOST = Host(free_memory=device_free_memory)
+
+
+def _progress(backbone, what: str = "evaluation"):
+    """An on_step callback showing 'transformer evaluation 3/22' (the backbone's own network name)."""
+    return lambda i, n, *_: STATUS.show(f"{backbone.network_name} {what} {i}/{n}")
+
+
 def _t2v(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(args.seed)
-    noise = noise_like(backbone.latent_shape(args.frames, args.width, args.height), gen).to(backbone.device)
-    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
-    latent = sample_t2v(denoiser, backbone.schedule, cond, noise, args.steps, generator=gen, eta=args.eta,
-                        on_step=lambda i, n, x: STATUS.show(f"step {i}/{n}"))
+    latent = t2v.text_to_video(backbone, cond, frames=args.frames, width=args.width, height=args.height,
+                               steps=args.steps, guidance=args.guidance, eta=args.eta, generator=seeded(args.seed),
+                               host=HOST, on_step=_progress(backbone))
     STATUS.end()
-    return backbone.decode(latent)
+    return backbone.decode(latent, free_memory=device_free_memory)
 
 
 def _start_image(path: str | None, width: int, height: int) -> torch.Tensor:
@@ -151,20 +158,18 @@ def _ti2v_zero(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     anchor = make_anchor(backbone, _start_image(args.image, args.width, args.height), args.width, args.height)
     made.start_with(anchor.image)
     print(f"TI2V-Zero: {args.frames} new frames after the image, {args.model_frames} frames per model call")
-    frames, _ = ti2v_zero.sample_on_backbone(
-        backbone, Denoiser(backbone, args.guidance, free_memory=device_free_memory), cond, anchor, args.frames, args.steps,
-        model_frames=args.model_frames, generator=torch.Generator().manual_seed(args.seed),
+    frames, _ = ti2v_zero.image_to_video(
+        backbone, cond, anchor, num_frames=args.frames, model_frames=args.model_frames, steps=args.steps,
+        guidance=args.guidance, generator=seeded(args.seed),
         noise_init=NoiseInit("gaussian" if args.no_inversion else "ddpm_inversion"), resample=Resample(args.resample),
-        latent_queue=args.latent_queue, on_step=lambda i, n: STATUS.show(f"UNet evaluation {i}/{n}"),
-        on_frame=made.add)
+        latent_queue=args.latent_queue, host=HOST, on_step=_progress(backbone), on_frame=made.add)
     STATUS.end()
     return frames
 
 
 def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
-    """The I4VGen graph in one go, one seed: candidates → reward selection → NI-VSDS → regeneration."""
-    sizes = i4vgen.parse_step_sizes(args.step_sizes)
-    iterations = i4vgen.nivsds_iterations(args.steps, args.p)
+    """The I4VGen graph in one go, with the seed streams its nodes use: candidates → reward selection →
+    NI-VSDS → regeneration."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = args.reward_model
         if folder is None:
@@ -172,40 +177,41 @@ def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
             folder = Path(scratch) / standin_models.REWARD_MODEL
             standin_models.write_reward_model(folder)
         reward = load_reward_model(folder)
-    gen = torch.Generator().manual_seed(args.seed)  # one stream: candidates, then ε, then the regeneration noise
-    shape = backbone.latent_shape(args.frames, args.width, args.height)
-    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
-    selection = i4vgen.generate_and_select(
-        denoiser, backbone.schedule, cond,
-        i4vgen.candidate_noise(shape, args.candidates or args.frames, gen).to(backbone.device), args.steps,
-        args.frames, decode=lambda latents: backbone.decode(latents),
-        score=lambda images: reward.score(images, args.prompt, backbone.device), generator=gen)
+    selection = i4vgen.select_anchor(
+        backbone, cond, lambda images: reward.score(images, args.prompt, backbone.device), frames=args.frames,
+        width=args.width, height=args.height, steps=args.steps, guidance=args.guidance,
+        num_candidates=args.candidates, generator=seeded(args.seed), host=HOST,
+        on_step=_progress(backbone, "candidate evaluation"))
+    STATUS.end()
     print("I4VGen candidate scores:\n" + i4vgen.format_scores(selection))
-    moved = i4vgen.ni_vsds(denoiser, backbone.schedule, cond, selection.anchor,
-                           noise_like(shape, gen).to(backbone.device), args.steps, iterations, sizes,
-                           on_step=lambda k, n, x: print(f"  NI-VSDS {k}/{n}", end="\r"))
-    print()
-    latent = sample_t2v(denoiser, backbone.schedule, cond, noise_like(shape, gen).to(backbone.device), args.steps,
-                        generator=gen, eta=args.eta, init_latent=moved, strength=args.p_re)
-    return backbone.decode(latent)
+    moved = i4vgen.animate_anchor(backbone, cond, selection.anchor, steps=args.steps, guidance=args.guidance,
+                                  p=args.p, step_sizes=args.step_sizes, generator=seeded(args.seed, NIVSDS_STREAM),
+                                  host=HOST, on_step=lambda k, n, x: STATUS.show(f"NI-VSDS {k}/{n}"))
+    STATUS.end()
+    latent = t2v.text_to_video(backbone, cond, frames=args.frames, width=args.width, height=args.height,
+                               steps=args.steps, guidance=args.guidance, eta=args.eta,
+                               generator=seeded(args.seed, FROM_LATENT_STREAM), latent=moved, denoise=args.p_re,
+                               host=HOST, on_step=_progress(backbone, "regeneration"))
+    STATUS.end()
+    return backbone.decode(latent, free_memory=device_free_memory)
 
 
 def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:
-    """FIFO-Diffusion: a base clip of f frames sampled with its forced S = f·n steps, then diagonal denoising.
-    Frames are kept only in ``made`` (none with ``--frames-dir``: they stream to PNG files); None then."""
-    plan = fifo.fifo_plan(backbone.schedule, args.window_frames, args.partitions, not args.no_lookahead,
-                          backbone.max_frames)
-    gen = torch.Generator().manual_seed(args.seed)
-    shape = backbone.latent_shape(plan.frames, args.width, args.height)
-    denoiser = Denoiser(backbone, args.guidance, free_memory=device_free_memory)
-    base = sample_t2v(denoiser, backbone.schedule, cond, noise_like(shape, gen).to(backbone.device), plan.steps,
-                      generator=gen, eta=args.fifo_eta, on_step=lambda i, n, x: STATUS.show(f"base clip step {i}/{n}"))
+    """FIFO-Diffusion: a base clip of the window's frames sampled on FIFO's grid in its forced S = f·n steps,
+    then diagonal denoising. Frames are kept only in ``made`` (none with ``--frames-dir``: they stream to PNG
+    files); None then."""
+    lookahead = not args.no_lookahead
+    clip = fifo.base_clip_for(backbone, args.window_frames, args.partitions, lookahead)
+    base = t2v.text_to_video(backbone, cond, frames=clip.frames, width=args.width, height=args.height,
+                             steps=clip.steps, guidance=args.guidance, eta=args.fifo_eta, generator=seeded(args.seed),
+                             grid=clip.grid, host=HOST, on_step=_progress(backbone, "base clip evaluation"))
     STATUS.end()
-    print(f"FIFO: base clip of {plan.frames} frames in {plan.steps} steps, then {args.frames} frames "
-          f"({plan.warmup} warm-up iterations dropped, {len(plan.windows)} windows per frame)")
-    fifo.fifo_video(backbone, denoiser, plan, cond, base, args.frames, generator=gen, eta=args.fifo_eta,
-                    window_batch=args.window_batch, stream_to=args.frames_dir, keep_frames=False,
-                    on_frame=made.add, on_step=lambda k, n, queue: STATUS.show(f"iteration {k}/{n}"))
+    print(f"FIFO: base clip of {clip.frames} frames in {clip.steps} steps, then {args.frames} frames")
+    fifo.long_video(backbone, cond, base, num_frames=args.frames, window_frames=args.window_frames,
+                    partitions=args.partitions, lookahead=lookahead, eta=args.fifo_eta, guidance=args.guidance,
+                    generator=seeded(args.seed), window_batch=args.window_batch,
+                    stream_to=None if args.frames_dir is None else Path(args.frames_dir), keep_frames=False,
+                    host=HOST, on_step=lambda k, n: STATUS.show(f"iteration {k}/{n}"), on_frame=made.add)
     STATUS.end()
     return made.take_video() if made.keep else None
 
@@ -217,13 +223,18 @@ DEMOS: dict[str, Callable] = {"t2v": _t2v, "ti2v-zero": _ti2v_zero, "i4vgen": _i
 
 
 # --- checks before any work --------------------------------------------------------------------
+def _with_flags(error: ValueError) -> UsageError:
+    """A core rule, said with the command line's flag names instead of the node inputs'."""
+    pattern = "|".join(re.escape(name) for name in CORE_NAMES)
+    return UsageError(re.sub(rf"\b({pattern})\b", lambda m: CORE_NAMES[m.group(1)], str(error)))
+
+
 def _core_check(check: Callable, *values) -> None:
     """Runs a core check and reports its rule with the command line's flag names."""
     try:
         check(*values)
     except ValueError as error:
-        pattern = "|".join(re.escape(name) for name in CORE_NAMES)
-        raise UsageError(re.sub(rf"\b({pattern})\b", lambda m: CORE_NAMES[m.group(1)], str(error))) from None
+        raise _with_flags(error) from None
 
 
 def _flag(dest: str) -> str:
@@ -318,13 +329,13 @@ def _check_model_paths(args) -> None:
     if args.model is None:
         return
     try:
-        family = detect_family(Path(args.model))
+        rule = motion_adapter_rule(args.model)
     except ValueError as error:
         raise UsageError(f"--model {args.model}: {error}") from None
-    if family in ("modelscope", "wan") and args.motion_adapter is not None:
-        raise UsageError(f"--model {args.model} is a video model with its own temporal layers ({family}): drop "
+    if rule == "refused" and args.motion_adapter is not None:
+        raise UsageError(f"--model {args.model} is a video model with its own temporal layers: drop "
                          "--motion-adapter (it turns Stable Diffusion 1.5 models into video models).")
-    if family == "sd15" and args.motion_adapter is None:
+    if rule == "needed" and args.motion_adapter is None:
         raise UsageError(f"--model {args.model} is a Stable Diffusion 1.5 (image) folder: add --motion-adapter with "
                          "an AnimateDiff motion adapter (folder or .safetensors) to make it a video model.")
 
@@ -389,18 +400,20 @@ def _check_args(args) -> None:
         raise UsageError("--frames-dir writes PNG frames instead of a video file: drop --out or --frames-dir.")
     for dest, (low, high) in RANGES.items():
         value = getattr(args, dest)
+        if value is None:  # a default the loaded model decides (_family_defaults)
+            continue
         if not (low <= value and (high is None or value <= high)):
             raise UsageError(f"{_flag(dest)} {value}: must be within {_span(dest)}.")
     try:
         check_size(args.width, args.height)
     except ValueError as error:
         raise UsageError(f"--width/--height: {error}") from None
-    if args.method in ONE_CALL_METHODS and args.frames > ONE_CALL_FRAMES:
+    if args.method in ONE_CALL_METHODS and args.frames is not None and args.frames > ONE_CALL_FRAMES:
         raise UsageError(f"--frames {args.frames}: --method {args.method} makes all frames in one model call, at "
                          f"most {ONE_CALL_FRAMES}. For longer videos use --method fifo (any length; --frames-dir "
                          "streams the frames to disk) or --method ti2v-zero.")
-    if args.method == "fifo":
-        _core_check(fifo.check_fifo_shape, args.window_frames, args.partitions, not args.no_lookahead)
+    if args.method == "fifo" and args.window_frames is not None:
+        _core_check(fifo.check_window_request, args.window_frames, args.partitions)
     if args.method == "i4vgen":
         _core_check(i4vgen.parse_step_sizes, args.step_sizes)
     args.device = _device(args.device)
@@ -420,16 +433,35 @@ def _memory_needed(args, backbone) -> int:
     return WRITE_COPIES * kept * image + kept * latent + extra
 
 
+FRAMES, MODEL_FRAMES, WINDOW_FRAMES = 8, 16, 4
+"""What the defaults aim at; each becomes the nearest count the loaded model takes (``_family_defaults``)."""
+
+
+def _family_defaults(args, backbone) -> None:
+    """The frame flags left at their defaults, as counts valid on the loaded model: Wan's VAE takes 4k + 1 video
+    frames (9, not 8; a 17-frame model call; a 5-frame FIFO window of 2 latent frames for lookahead), and each new
+    TI2V-Zero latent frame is 4 video frames."""
+    if args.frames is None:
+        step = backbone.frames_per_latent
+        args.frames = (-(-FRAMES // step) * step if args.method == "ti2v-zero"
+                       else backbone.nearest_video_frames(FRAMES)[1])
+    if args.model_frames is None:
+        args.model_frames = backbone.nearest_video_frames(MODEL_FRAMES)[1]
+    if args.window_frames is None:
+        args.window_frames = fifo.default_window(backbone, WINDOW_FRAMES, not args.no_lookahead)
+
+
 def _check_for_backbone(args, backbone) -> None:
-    """The limits that depend on the loaded model, before any sampling."""
+    """The defaults the loaded model decides, and the memory the kept frames need, before any sampling."""
+    _family_defaults(args, backbone)
     limit = backbone.max_frames
     per_call = {"t2v": "frames", "i4vgen": "frames", "ti2v-zero": "model_frames", "fifo": "window_frames"}
     dest = per_call[args.method]
-    if limit is not None and getattr(args, dest) > limit:
+    if limit is not None and getattr(args, dest) > backbone.video_frames(limit):
         longer = (" For longer videos use --method fifo or --method ti2v-zero."
                   if args.method in ONE_CALL_METHODS else "")
-        raise UsageError(f"{_flag(dest)} {getattr(args, dest)}: {backbone.name} (AnimateDiff) takes at most {limit} "
-                         f"frames in one model call.{longer}")
+        raise UsageError(f"{_flag(dest)} {getattr(args, dest)}: {backbone.name} takes at most "
+                         f"{backbone.video_frames(limit)} frames in one model call.{longer}")
     needed, available = _memory_needed(args, backbone), available_memory()
     if available is not None and needed > available:
         instead = {"fifo": ", or add --frames-dir DIR: FIFO then streams the frames to disk and keeps none",
@@ -491,6 +523,10 @@ def demo(args) -> int:
             frames = DEMOS[args.method](args, backbone, cond, made)
         except KeyboardInterrupt:
             return _interrupted(args, made)
+        except UsageError:
+            raise
+        except ValueError as error:  # the entry points' checks, made before any work, name node inputs
+            raise _with_flags(error) from None
     elapsed = time.perf_counter() - started
     if frames is None:
         print(f"wrote {made.count} frames to {args.frames_dir} (frame_000000.png …) in {elapsed:.1f}s; e.g. "
@@ -533,8 +569,10 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
     wan.add_argument("--model-2", help="Wan 2.2 A14B: the low-noise expert file, with the high-noise one as --model")
     d.add_argument("--prompt", default="a red panda eating bamboo", help="what the video shows")
     d.add_argument("--negative-prompt", default="", help="what it should not show")
-    ranged(d, "--frames", int, 8, f"frames to make. t2v/i4vgen: at most {ONE_CALL_FRAMES} (AnimateDiff: at most "
-                                  "its motion table, 32); ti2v-zero/fifo: any number the memory holds")
+    ranged(d, "--frames", int, None, f"frames to make (default: {FRAMES}, or the nearest count the model takes: "
+                                     f"Wan 9). t2v/i4vgen: at most {ONE_CALL_FRAMES} (AnimateDiff: at most its motion "
+                                     "table, 32); ti2v-zero/fifo: any number the memory holds; Wan: 4k + 1 (ti2v-zero: "
+                                     "new frames, a multiple of 4)")
     ranged(d, "--width", int, 64, "pixels, a multiple of 8")
     ranged(d, "--height", int, 64, "pixels, a multiple of 8")
     ranged(d, "--steps", int, 10, "DDIM steps (t2v, i4vgen; ti2v-zero: per new frame)")
@@ -548,7 +586,8 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo.webp", help="the video file: .webp, .gif or .mp4 (needs PyAV)")
     ti2v = d.add_argument_group("ti2v-zero (--frames = new frames after the image; --width/--height = its size)")
     ti2v.add_argument("--image", help="first frame (.png/.jpg); default: a synthetic gradient")
-    ranged(ti2v, "--model-frames", int, 16, "F, frames per model call (queue = F - 1)")
+    ranged(ti2v, "--model-frames", int, None, f"F, frames per model call (queue = F - 1); default {MODEL_FRAMES}, "
+                                                "or the nearest count the model takes (Wan: 17)")
     ranged(ti2v, "--resample", int, 4, "R, resampling rounds per step (paper: 4)")
     ti2v.add_argument("--no-inversion", action="store_true", help="start new frames from Gaussian noise")
     ti2v.add_argument("--latent-queue", action="store_true", help="keep the queue as latents (faster, a deviation)")
@@ -560,9 +599,12 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
                      help="NI-VSDS step sizes, comma-separated numbers >= 0, the last repeats")
     ranged(i4v, "--p-re", float, 1.0, "regeneration denoise strength (AnimateDiff 1.0)")
     ff = d.add_argument_group("fifo (--frames = output frames; steps are forced to window-frames x partitions)")
-    ranged(ff, "--window-frames", int, 4, "f, frames per model call, even unless --no-lookahead (real models: 16)")
+    ranged(ff, "--window-frames", int, None, f"f, frames per model call; default {WINDOW_FRAMES}, or the nearest "
+                                               "window the model takes (Wan: 5). Lookahead needs an even number of "
+                                               "latent frames (Wan: 4k + 1 video frames with k + 1 even, e.g. 77). "
+                                               "Real models: 16 (Wan 77)")
     ranged(ff, "--partitions", int, 2, "n; S = f*n steps, at most 1000 (paper: 4)")
-    ranged(ff, "--window-batch", int, 4, "windows per UNet call (result does not change)")
+    ranged(ff, "--window-batch", int, 4, "windows per model call (result does not change)")
     ff.add_argument("--no-lookahead", action="store_true", help="disjoint windows (half the UNet calls)")
     ranged(ff, "--fifo-eta", float, 1.0, "DDIM eta of the base clip and the FIFO loop")
     ff.add_argument("--frames-dir", help="write each frame as DIR/frame_000000.png … the moment it is made and keep "

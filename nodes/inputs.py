@@ -61,7 +61,7 @@ def low_noise_guidance(guidance_2: float) -> float | None:
 
 def generator(seed: int, stream: str | None = None):
     """The one source of randomness of a node run: a CPU generator seeded from its seed input (a named stream:
-    one of its own, see ``core.t2v.seeded``)."""
+    one of its own, see ``core.methods.t2v.seeded``)."""
     return seeded(seed, stream)
 
 

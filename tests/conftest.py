@@ -61,6 +61,38 @@ def animatediff_ip(_models_env):
 
 
 @pytest.fixture(params=["modelscope", "animatediff"])
-def backbone(request):
-    """Both families' engine-level Backbone, on the CPU."""
+def unet_backbone(request):
+    """Both UNet families' engine-level backbone, on the CPU (for what only a UNet has: resnet hooks, diffusers'
+    UNet pipelines)."""
     return request.getfixturevalue(request.param).ready()
+
+
+FAMILIES = {"modelscope": standin_models.MODELSCOPE, "animatediff": standin_models.SD15,
+            "wan21": standin_models.WAN21, "wan22_a14b": standin_models.WAN22_A14B,
+            "wan22_ti2v_5b": standin_models.WAN22_TI2V}
+"""Every family and variant the pack runs, by the stand-in folder LoadT2VBackbone loads it from."""
+
+
+@pytest.fixture(scope="session")
+def loaded_families(_models_env):
+    """The LoadedBackbone of each family's stand-in, loaded once per session."""
+    cache = {}
+
+    def load(family):
+        if family not in cache:
+            adapter = standin_models.MOTION_ADAPTER if family == "animatediff" else "none"
+            cache[family] = _load(model=FAMILIES[family], motion_adapter=adapter)
+        return cache[family]
+    return load
+
+
+@pytest.fixture(params=list(FAMILIES))
+def family_handle(request, loaded_families):
+    """The node-level handle of every family: ModelScope, AnimateDiff, Wan 2.1, Wan 2.2 A14B, Wan 2.2 TI2V-5B."""
+    return loaded_families(request.param)
+
+
+@pytest.fixture
+def backbone(family_handle):
+    """Every family's engine-level backbone, on the CPU: the method tests run over it."""
+    return family_handle.ready()

@@ -131,8 +131,7 @@ def _nothing_loaded(out):
     (["--method", "ti2v-zero", "--steps", "0"], ["--steps 0"]),
     (["--fps", "0"], ["--fps 0", "1..100"]),
     (["--guidance", "nan"], ["--guidance nan"]),
-    (["--method", "fifo", "--window-frames", "5"], ["--window-frames", "--no-lookahead"]),
-    (["--method", "fifo", "--window-frames", "64", "--partitions", "16"], ["--window-frames × --partitions"]),
+    (["--method", "fifo", "--window-frames", "0"], ["--window-frames 0"]),
     (["--method", "i4vgen", "--step-sizes", "1,x"], ["--step-sizes"]),
     (["--device", "gpu"], ["--device gpu"]),
     (["--method", "t2v", "--image", "x.png"], ["--image", "ti2v-zero"]),
@@ -156,6 +155,20 @@ def test_one_call_methods_refuse_more_frames_than_one_call_holds(method, tmp_pat
     out, _ = _fails(["demo", "--method", method, "--frames", "100000", "--out", str(tmp_path / "x.webp")], capsys,
                     "--frames 100000", "at most 64", "--method fifo", "--method ti2v-zero")
     _nothing_loaded(out)
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--window-frames", "5"], ["--window-frames", "--no-lookahead"]),
+    (["--window-frames", "64", "--partitions", "16"], ["--window-frames × --partitions"]),
+])
+def test_a_fifo_window_the_model_cannot_take_is_refused_before_any_model_call(argv, needles, tmp_path, capsys,
+                                                                              monkeypatch):
+    """Whether lookahead can split a window, and how many steps it makes, depends on the model's frame rule
+    (Wan: 77 video frames = 20 latent frames): refused once the model is loaded, before it runs."""
+    calls = []
+    monkeypatch.setattr(Denoiser, "__call__", lambda self, *a: calls.append(1))
+    _fails(["demo", "--method", "fifo", *argv, "--out", str(tmp_path / "x.webp")], capsys, *needles)
+    assert calls == [] and not (tmp_path / "x.webp").exists()
 
 
 def test_animatediff_frame_limit_names_the_flag(models_dir, tmp_path, capsys):
@@ -342,3 +355,36 @@ def test_readme_examples_run_as_written(argv, tmp_path, capsys, monkeypatch):
                                                   if "ti2v-zero" in argv else [])
     assert main([*argv, *fast, "--out", str(out)]) == 0, capsys.readouterr().err
     assert out.is_file()
+
+
+FAMILY_FOLDERS = {"modelscope": ("text-to-video-ms-1.7b", None), "animatediff": ("stable-diffusion-v1-5",
+                                                                                 "animatediff-motion-adapter-v1-5-2"),
+                  "wan21": ("Wan2.1-T2V-1.3B-Diffusers", None), "wan22_a14b": ("Wan2.2-T2V-A14B-Diffusers", None),
+                  "wan22_ti2v_5b": ("Wan2.2-TI2V-5B-Diffusers", None)}
+# (method, extra flags, frames the file holds for the UNet families, for Wan): the defaults are the family's own
+# (Wan: 9 frames, a 17-frame model call, a 5-frame FIFO window of 2 latent frames), and FIFO's lookahead runs
+CLI_RUNS = {"t2v": ([], 8, 9), "ti2v-zero": (["--resample", "0"], 9, 9), "fifo": (["--partitions", "1"], 8, 9),
+            "i4vgen": (["--candidates", "2"], 8, 9)}
+
+
+@pytest.mark.parametrize("family", list(FAMILY_FOLDERS))
+@pytest.mark.parametrize("method", list(CLI_RUNS))
+def test_every_method_runs_on_every_family_from_the_command_line(models_dir, tmp_path, capsys, family, method):
+    """The command line takes what the nodes take, with defaults valid for the family: the file has the frames
+    and size asked for, and progress names the family's network."""
+    folder, adapter = FAMILY_FOLDERS[family]
+    flags, unet_frames, wan_frames = CLI_RUNS[method]
+    out = tmp_path / "clip.webp"
+    args = ["demo", "--method", method, "--model", str(models_dir / "diffusers" / folder), "--width", "32",
+            "--height", "32", "--out", str(out), *flags]
+    if adapter:
+        args += ["--motion-adapter", str(models_dir / "animatediff_models" / adapter)]
+    if method != "fifo":
+        args += ["--steps", "1"]
+    assert main(args) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.n_frames == (wan_frames if family.startswith("wan") else unet_frames)
+        assert image.size == (32, 32)
+    if method != "fifo":
+        assert ("transformer" if family.startswith("wan") else "UNet") in printed

@@ -10,6 +10,12 @@ from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 
 
+@pytest.fixture
+def backbone(unet_backbone):
+    """What these tests check exists only on the UNet families (resnet hooks, diffusers' UNet pipelines)."""
+    return unet_backbone
+
+
 def _inputs(backbone, batch=1, frames=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 4, frames, 8, 8, generator=g)

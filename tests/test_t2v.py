@@ -8,6 +8,13 @@ from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
 from zeroshot_video.nodes.t2v_nodes import DecodeVideoLatent, T2VSampler
 
+
+@pytest.fixture
+def backbone(unet_backbone):
+    """What these tests check exists only on the UNet families (resnet hooks, diffusers' UNet pipelines)."""
+    return unet_backbone
+
+
 PROMPT = "the cat on the mat"
 
 

@@ -37,6 +37,15 @@ def detect_family(model_dir: Path) -> str:
     return family
 
 
+MOTION_ADAPTER = {"sd15": "needed", "animatediff": "optional", "modelscope": "refused", "wan": "refused"}
+"""Whether a folder of each family needs, takes or refuses an AnimateDiff motion adapter."""
+
+
+def motion_adapter_rule(model_dir: str | Path) -> str:
+    """"needed", "optional" or "refused": what a motion adapter is to this folder (read from its files)."""
+    return MOTION_ADAPTER[detect_family(Path(model_dir))]
+
+
 def folder_half(model_dir: str | Path) -> torch.dtype:
     """The 16-bit type a diffusers folder's ``auto`` dtype takes on a GPU: bf16 for Wan, whose own code and
     released weights are bf16 (as for its single files, ``wan.files.HALF``), fp16 for the UNet families."""

@@ -270,7 +270,7 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
 
 
 def seed_image_tokens(backbone, queue: torch.Tensor) -> ImageTokens:
-    """seeds/000's seeding, as its code does it: queue slot 0 (base frame 0 forward-noised to ts_0) decoded and
+    """The FIFO image-embedding extension's seeding, as its code does it: queue slot 0 (base frame 0 forward-noised to ts_0) decoded and
     embedded once, for the whole run (with the gray image's tokens for the unconditional branch)."""
     first = backbone.decode(queue[:, :, :1], chunk=1)
     return ImageTokens(*backbone.encode_image_tokens(first))

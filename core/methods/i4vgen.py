@@ -6,7 +6,7 @@ Three stages, each a plain function over a Denoiser (or a mock):
 2. NI-VSDS — the static video is pulled towards what the video model would denoise it to, with one
    fixed noise sample down the sampler's own timesteps (closed form, no autograd);
 3. regeneration — plain SDEdit-style sampling from the result with fresh noise
-   (:func:`core.t2v.sample_t2v` with a strength; nothing I4VGen-specific is needed there).
+   (:func:`t2v.text_to_video` from a latent with a strength; nothing I4VGen-specific is needed there).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TI2V-Zero (Ni et al., CVPR 2024; shared/design/TI2V_ZERO.md): image-to-video from a text-to-video model.
+"""TI2V-Zero (Ni et al., CVPR 2024): image-to-video from a text-to-video model.
 
 A queue of K = F − 1 frames (K copies of the image at first) conditions an F-frame clip whose last slot
 becomes the next frame: at every DDIM step the K conditioning slots are overwritten with the queue's

@@ -2,7 +2,7 @@
 
 The tokens are what the IP-Adapter's projection takes: the CLIP vision tower's penultimate hidden
 states for IP-Adapter Plus, the projected image embedding for the plain IP-Adapter. As the image-embedding
-FIFO code (seeds/000) does it, the image is squashed to the encoder's square input without cropping (a
+FIFO code (the image-embedding extension) does it, the image is squashed to the encoder's square input without cropping (a
 320×512 frame keeps its sides), and the unconditional branch uses the tokens of a gray image of pixel value
 0.5, not zeros.
 """

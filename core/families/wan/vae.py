@@ -2,7 +2,7 @@
 
 Wan latents are one continuous causal stream in time: latent frame 0 holds pixel frame 0 alone and every
 later latent frame holds the next 4 pixel frames, with convolution state carried from frame to frame.
-So a video cannot be decoded in independent chunks as the ε families' image VAE is (``core/vae.py``):
+So a video cannot be decoded in independent chunks as the ε families' image VAE is (``families/unet/vae.py``):
 each piece would restart the stream (5 + 9 frames instead of 17, and different values). Decoding the
 whole video in one ``vae.decode`` call is correct but holds about three copies of the float video on
 the device, which grows with length; FIFO-Diffusion and long clips need memory that does not.
