@@ -32,10 +32,10 @@ MEMORY = {"side": 256, "model_frames": 4, "steps": 1, "rounds": 0, "lengths": (1
 
 
 def _run(backbone, cond, anchor, new_frames, steps, rounds, model_frames, **options):
-    return ti2v_zero.sample_on_backbone(
-        backbone, Denoiser(backbone, SPEED["guidance"]), cond, anchor, new_frames, steps, model_frames=model_frames,
-        generator=torch.Generator().manual_seed(0), noise_init=NoiseInit("ddpm_inversion"), resample=Resample(rounds),
-        **options)
+    return ti2v_zero.image_to_video(
+        backbone, cond, anchor, num_frames=new_frames, model_frames=model_frames, steps=steps,
+        guidance=SPEED["guidance"], generator=torch.Generator().manual_seed(0), noise_init=NoiseInit("ddpm_inversion"),
+        resample=Resample(rounds), **options)
 
 
 @torch.no_grad()

@@ -171,9 +171,9 @@ def ti2v_calls(backbone, t=TI2V) -> dict:
     anchor = make_anchor(backbone, gradient_image(t["width"], t["height"]), t["width"], t["height"])
     calls = Calls(backbone)
     started = time.perf_counter()
-    video, _ = ti2v_zero.sample_on_backbone(
-        backbone, Denoiser(backbone, 5.0), cond, anchor, t["new_frames"], t["steps"], model_frames=t["model_frames"],
-        generator=torch.Generator().manual_seed(0), noise_init=NoiseInit("ddpm_inversion"),
+    video, _ = ti2v_zero.image_to_video(
+        backbone, cond, anchor, num_frames=t["new_frames"], model_frames=t["model_frames"], steps=t["steps"],
+        guidance=5.0, generator=torch.Generator().manual_seed(0), noise_init=NoiseInit("ddpm_inversion"),
         resample=Resample(t["resample"]))
     wall = time.perf_counter() - started
     calls.detach()
