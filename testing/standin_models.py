@@ -1,7 +1,8 @@
 """Tiny randomly initialised stand-ins for every model the pack loads, saved in the real formats.
 
 They are written under exactly the folder and file names the shipped workflows reference, so a
-workflow runs unchanged on a CPU against them (tier-2 tests, the demo). Random weights give noise:
+workflow's structure runs on a CPU against them (tier-2 tests, the demo; the tiers lower only sizes, frames and
+steps, through ``tests/comfyui/cpu_overrides.json``). Random weights give noise:
 they exercise the code paths, not the quality. Nothing here downloads anything.
 """
 from __future__ import annotations
@@ -24,8 +25,8 @@ IMAGE_ENCODER = "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
 REWARD_MODEL = "PickScore_v1"  # a CLIPModel folder in models/reward_models
 
 BLOCKS = (16, 32)
-# The VAE of real models downsamples 8×. The stand-ins written by write_all downsample 32× (six levels), so the
-# shipped workflows run unchanged at their paper sizes (256² and 512², hundreds of frames) on a CPU in minutes;
+# The VAE of real models downsamples 8×. The UNet stand-ins written by write_all downsample 32× (six levels), so
+# the UNet workflows run at their paper sizes (256² and 512², hundreds of frames) on a CPU in minutes;
 # every size in the pack is read from the VAE's own config, which this also exercises.
 REAL_VAE_BLOCKS = (8,) * 4
 WORKFLOW_VAE_BLOCKS = (8,) * 6
