@@ -206,7 +206,8 @@ def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:
                              steps=clip.steps, guidance=args.guidance, eta=args.fifo_eta, generator=seeded(args.seed),
                              grid=clip.grid, host=HOST, on_step=_progress(backbone, "base clip evaluation"))
     STATUS.end()
-    print(f"FIFO: base clip of {clip.frames} frames in {clip.steps} steps, then {args.frames} frames")
+    print(f"FIFO: base clip of {clip.frames} frames in {clip.steps} steps, then {args.frames} frames "
+          f"({clip.warmup} warm-up iterations dropped, {clip.windows} windows per iteration)")
     fifo.long_video(backbone, cond, base, num_frames=args.frames, window_frames=args.window_frames,
                     partitions=args.partitions, lookahead=lookahead, eta=args.fifo_eta, guidance=args.guidance,
                     generator=seeded(args.seed), window_batch=args.window_batch,

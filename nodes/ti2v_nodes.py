@@ -156,11 +156,19 @@ class RepeatAndSlideSampler:
         check_settings(num_frames, steps, model_frames)
         noise_init, resample = noise_init or NoiseInit(), resample or Resample()
         model = backbone.ready()
-        progress = glue.Progress(ti2v_zero.model_calls(model, num_frames, steps, resample.rounds))
+        progress, done = glue.Progress(ti2v_zero.model_calls(model, num_frames, steps, resample.rounds)), [0]
+
+        def on_step(i, n):
+            done[0] = i
+            progress.update(i)
+
+        def on_frame(index, frame):
+            progress.frame(index, frame, anchor.frames + num_frames)
+            progress.update(done[0], frame)
+
         video, latents = ti2v_zero.image_to_video(
             model, conditioning, anchor, num_frames=num_frames, model_frames=model_frames, steps=steps,
             guidance=guidance, guidance_2=low_noise_guidance(guidance_2), generator=generator(seed),
             noise_init=noise_init, resample=resample, latent_queue=latent_queue, host=glue.host(),
-            on_step=lambda i, n: progress.update(i),
-            on_frame=lambda index, frame: progress.frame(index, frame, anchor.frames + num_frames))
+            on_step=on_step, on_frame=on_frame)
         return (video, latent_output(model, latents))

@@ -14,9 +14,8 @@ import torch
 from zeroshot_video.testing import standin_models
 from zeroshot_video.core.methods import fifo
 from zeroshot_video.core.families.unet import image_tokens
-from zeroshot_video.core.conditioning import Conditioning
+from zeroshot_video.core.conditioning import Conditioning, ImageTokens, encode_text
 from zeroshot_video.core.denoiser import Denoiser
-from zeroshot_video.core.conditioning import ImageTokens
 from zeroshot_video.core.schedule import FlowSchedule, Schedule
 from zeroshot_video.core.methods.strategies import NoiseInit
 from zeroshot_video.nodes import comfy_glue
@@ -251,9 +250,10 @@ def test_bad_run_arguments_are_refused():
 
 # --- the real UNets -----------------------------------------------------------------------------
 def test_two_per_frame_schedules_in_one_batch_equal_their_own_runs(backbone):
-    cond = Conditioning(positive=torch.randn(1, 77, 32), negative=torch.randn(1, 77, 32))
+    text = encode_text(backbone, "a cat", "")
+    cond = Conditioning(positive=text.positive, negative=text.negative)
     denoiser = Denoiser(backbone, guidance=3.0)
-    x = torch.randn(2, 4, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, backbone.channels, 2, 8, 8, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([[0, 333], [999, 666]])
     both = denoiser(x, t, cond)
     for b in range(2):
@@ -456,4 +456,5 @@ def test_demo_method_fifo(models_dir, tmp_path, capsys):
     with Image.open(out) as image:
         assert image.n_frames == 3
     assert main(common + ["--window-frames", "3", "--out", str(out)]) == 2
-    assert "even --window-frames" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "even number of latent frames" in err and "--window-frames 3" in err and "--no-lookahead" in err

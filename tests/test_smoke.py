@@ -14,5 +14,5 @@ def test_every_node_declares_tooltips_and_description():
 
 
 def test_backbones_load_through_the_node(backbone):
-    assert backbone.unet.dtype == torch.float32
+    assert all(net.dtype == torch.float32 for net in backbone.denoising_networks().values())
     assert backbone.schedule.num_train_timesteps == 1000

@@ -394,6 +394,10 @@ class BaseClip:
 
     frames: int
     steps: int
+    warmup: int
+    """Iterations whose emissions are dropped (near-copies of the base clip's first frame)."""
+    windows: int
+    """Model-call windows per iteration."""
     grid: str = "fifo"
 
 
@@ -402,7 +406,7 @@ def base_clip_for(backbone, window_frames: int, partitions: int, lookahead: bool
     check_window_request(window_frames, partitions)
     window = window_latent_frames(backbone, window_frames, lookahead)
     plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames)
-    return BaseClip(frames=window_frames, steps=plan.steps)
+    return BaseClip(frames=window_frames, steps=plan.steps, warmup=plan.warmup, windows=len(plan.windows))
 
 
 KEPT_COPIES = 1
@@ -437,7 +441,8 @@ def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_fra
     """FIFO-Diffusion's entry point (FIFOQueueWithImageEmbed and the command line), in video frames: ``num_frames``
     frames from the latent ``base_clip`` (``base_clip_for``'s clip), a window of ``window_frames``, the prompt
     schedule's starts in output frames. Every check is made before any work. Returns (frames, latents) on
-    ``host.out_device`` (only the last ones with ``keep_frames`` off); ``on_step(k, total)`` after each iteration,
+    ``host.out_device`` (only the last ones with ``keep_frames`` off); ``on_step(k, total)`` before the first
+    iteration (k = 0) and after each,
     ``on_frame(i, image)`` for each video frame as it is decoded."""
     check_window_request(window_frames, partitions)
     window = window_latent_frames(backbone, window_frames, lookahead)
@@ -460,6 +465,8 @@ def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_fra
     if tokens is not None:
         cond, prompts = with_image_tokens(cond, prompts, tokens, image_scale)
     base = base_clip.to(backbone.device, torch.float32)
+    if on_step is not None:
+        on_step(0, latent_count + plan.warmup)  # the total, before the first iteration's frame can come out
     frames, latents = fifo_video(
         backbone, host.denoiser(backbone, guidance, guidance_2), plan, cond, base, latent_count,
         generator=generator, eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
