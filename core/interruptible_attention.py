@@ -6,10 +6,12 @@ attention at 4096×4096 attends 262144 tokens of a frame to each other, and no c
 While a check is installed, every diffusers attention module inside the checked networks (``Attention`` of the
 UNets, their motion modules and AutoencoderKL; ``WanAttention``) gets its processor wrapped through diffusers'
 public ``set_processor``, and the original back when the check ends. The wrapper runs the original processor
-unchanged, but every ``torch.nn.functional.scaled_dot_product_attention`` that processor calls whose score matrix
-(batch × heads × queries × keys) exceeds ``chunk_scores`` is computed in pieces along the batch and the queries,
-``check()`` before each piece. Softmax runs over the keys, so every query row is computed on its own: the pieces
-equal the whole to float rounding, and a piece's scores are bounded in memory too.
+unchanged. Only when the call is large enough to need it (``_may_need_pieces``; normal sizes skip this), every
+``torch.nn.functional.scaled_dot_product_attention`` the processor calls whose work (``_work``: the score
+matrix, batch × heads × queries × keys, times the head dim, plus the rows' traffic) exceeds the budget is
+computed in pieces along the batch and the queries, ``check()`` before each piece. Softmax runs over the keys,
+so every query row is computed on its own: the pieces equal the whole to float rounding, and the memory a piece
+needs is bounded too.
 
 The attention function is intercepted (a ``TorchFunctionMode``, PyTorch's public, thread-local override hook),
 not the processor's inputs, so every processor keeps its own logic: IP-Adapter's image tokens and scale, Wan's
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -29,34 +32,57 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-CPU_CHUNK_SCORES = 2 ** 24
-"""Score elements per piece on the CPU: about 0.08 s at head dim 64 (0.16 s at Wan's 128) on two shared cores
-(200 M score elements/s measured), so a check answers well within 2 s even at ten times slower. An attention no
-larger than this (about 4096 queries × 4096 keys for one head of one frame) runs in one piece."""
+CPU_PIECE_WORK = 2 ** 31
+"""Work (see ``_work``) per piece on the CPU: 0.07 to 0.3 s on two cores shared with five other busy processes
+(measured over the shapes the networks produce, from one-query attentions over 524288 pixels to 65536 keys), so a
+check answers well within 2 s even at several times slower. An attention within it (e.g. 1024 queries × 4096
+keys × 5 heads of dim 64) runs in one piece. Measured on one thread, the pieces cost 1 to 3% over the whole
+attention at once (ModelScope's widest attention at 512×512 × 16 frames and at 256×256; 16384 tokens a frame)."""
 
-DEVICE_CHUNK_SCORES = 2 ** 30
+DEVICE_PIECE_WORK = 2 ** 37
 """On an accelerator: one launch per piece costs microseconds and a piece runs ~100× faster than on the CPU, so
-pieces are larger; typical sizes (up to 512×512 × 16 frames on the SD1.5 UNet's widest attention) are split in
-a few pieces at most. Kernels run asynchronously there: a check between pieces bounds the work queued, not the
-time the host waits for the queue."""
+pieces are 64× larger; typical sizes (up to 512×512 × 16 frames on the SD1.5 UNet's widest attention) run in a
+few pieces at most. Kernels run asynchronously there: a check between pieces bounds the work queued, not the
+time the host then waits for the queue. Not measured on a GPU."""
+
+ROW_WORK, SAMPLE_WORK = 32, 128
+"""Reading a query or key row and writing an output row, and a (sample, head) pair, in units of one score: what
+makes a short attention over a huge batch slow (a temporal attention over one frame of 512×512 latent pixels)."""
 
 
-def chunk_scores(device: torch.device) -> int:
-    return CPU_CHUNK_SCORES if device.type == "cpu" else DEVICE_CHUNK_SCORES
+def piece_work(device: torch.device) -> int:
+    return CPU_PIECE_WORK if device.type == "cpu" else DEVICE_PIECE_WORK
 
 
-def _pieces(batch: int, rows: int, per_row: int, budget: int) -> Iterator[tuple[slice, slice]]:
-    """(batch, query) slices covering ``batch × rows`` query rows of ``per_row`` score elements each, each piece
-    about ``budget`` score elements: whole samples when one fits, else runs of query rows of one sample."""
-    if rows * per_row <= budget:
-        step = max(1, budget // (rows * per_row))
+def _work(heads: int, rows: int, keys: int, dim: int) -> int:
+    """The work of attending ``rows`` queries to ``keys`` keys in ``heads`` heads of dim ``dim`` (one sample):
+    scores, row traffic and per-head overhead, each times ``dim + 16`` (a score's softmax costs about as much as
+    16 of its multiply-adds). Within 3× of the measured CPU time per unit over all the shapes the networks make."""
+    return heads * (rows * keys + ROW_WORK * (rows + keys) + SAMPLE_WORK) * (dim + 16)
+
+
+def _pieces(batch: int, heads: int, rows: int, keys: int, dim: int, budget: int,
+            group: int = 1) -> Iterator[tuple[slice, slice, slice]]:
+    """(batch, head, query) slices covering ``batch × heads × rows`` query rows (``group`` heads more per head,
+    which are never cut), each piece of about ``budget`` work: whole samples when one fits, else heads of one
+    sample, else runs of query rows of one head. A piece reads its keys and values whole, so the longer its runs
+    of query rows the less it costs over the whole: one head's rows are cut rather than all heads'."""
+    head = _work(group, rows, keys, dim)
+    if heads * head <= budget:
+        step = max(1, budget // (heads * head))
         for b in range(0, batch, step):
-            yield slice(b, b + step), slice(None)
-    else:
-        step = max(1, budget // per_row)
+            yield slice(b, b + step), slice(None), slice(None)
+    elif head <= budget:
+        step = max(1, budget // head)
         for b in range(batch):
-            for q in range(0, rows, step):
-                yield slice(b, b + 1), slice(q, q + step)
+            for h in range(0, heads, step):
+                yield slice(b, b + 1), slice(h, h + step), slice(None)
+    else:
+        step = max(1, budget // (group * (keys + ROW_WORK) * (dim + 16)))
+        for b in range(batch):
+            for h in range(heads):
+                for q in range(0, rows, step):
+                    yield slice(b, b + 1), slice(h, h + 1), slice(q, q + step)
 
 
 def _splittable(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa=False, **_rest) -> bool:
@@ -64,7 +90,7 @@ def _splittable(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa=F
     mask (defined on the whole), no grouped heads; key and value batch dims equal to the query's or 1."""
     tensors = (query, key, value) + (() if attn_mask is None else (attn_mask,))
     if (dropout_p or is_causal or enable_gqa or not all(torch.is_tensor(t) for t in tensors)
-            or any(t.is_nested for t in tensors) or query.ndim < 3
+            or any(t.is_nested for t in tensors) or query.ndim < 3 or query.numel() == 0
             or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))):
         return False
     lead = query.shape[:-2]
@@ -73,35 +99,42 @@ def _splittable(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa=F
 
 def chunked_attention(check: Callable[[], None] | None, query, key, value, attn_mask=None, dropout_p=0.0,
                       is_causal=False, budget: int | None = None, **rest):
-    """``F.scaled_dot_product_attention`` (same arguments) in pieces of at most ``budget`` score elements (default
-    ``chunk_scores(query.device)``) along dim 0 and the queries, ``check()`` before each; one plain call when the
-    whole fits the budget or the inputs cannot be split exactly."""
+    """``F.scaled_dot_product_attention`` (same arguments) in pieces of about ``budget`` work (``_work``; default
+    ``piece_work(query.device)``) along the batch, the heads and the queries, ``check()`` before each; one plain
+    call when the whole fits the budget or the inputs cannot be split exactly."""
     whole = dict(attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **rest)
     if not _splittable(query, key, value, **whole):
         return F.scaled_dot_product_attention(query, key, value, **whole)
-    batch, rows, keys = query.shape[0], query.shape[-2], key.shape[-2]
-    heads = query[0, ..., 0, 0].numel()  # the dims between batch and queries
-    budget = chunk_scores(query.device) if budget is None else budget
-    if batch * heads * rows * keys <= budget:
+    batch, rows, keys, dim = query.shape[0], query.shape[-2], key.shape[-2], query.shape[-1]
+    heads = math.prod(query.shape[1:-2])  # the dims between batch and queries
+    budget = piece_work(query.device) if budget is None else budget
+    if batch * _work(heads, rows, keys, dim) <= budget:
         return F.scaled_dot_product_attention(query, key, value, **whole)
+    # dim 1 is cut only in the usual [batch, heads, queries, dim] layout; other layouts by batch and queries
+    by_head = query.ndim == 4
+    per_head = query.shape[1] if by_head else 1
 
-    def part(t, b, q, queries_dim):
+    def part(t, b, h, q, has_queries):
         if t is None:
             return None
-        if t.ndim == query.ndim and t.shape[0] == batch:
-            t = t[b]
-        return t[..., q, :] if queries_dim and t.ndim >= 2 and t.shape[-2] == rows else t
+        if t.ndim == query.ndim:
+            t = t[b] if t.shape[0] == batch else t
+            t = t[:, h] if by_head and t.shape[1] == per_head else t
+        return t[..., q, :] if has_queries and t.ndim >= 2 and t.shape[-2] == rows else t
 
     out = None
-    for b, q in _pieces(batch, rows, heads * keys, budget):
+    for b, h, q in _pieces(batch, per_head, rows, keys, dim, budget, group=heads // per_head):
         if check is not None:
             check()
-        piece = F.scaled_dot_product_attention(part(query, b, q, True), part(key, b, q, False),
-                                               part(value, b, q, False), attn_mask=part(attn_mask, b, q, True),
+        piece = F.scaled_dot_product_attention(part(query, b, h, q, True), part(key, b, h, q, False),
+                                               part(value, b, h, q, False), attn_mask=part(attn_mask, b, h, q, True),
                                                dropout_p=dropout_p, is_causal=is_causal, **rest)
         if out is None:
             out = piece.new_empty(query.shape[:-1] + piece.shape[-1:])
-        out[b, ..., q, :] = piece
+        if by_head:
+            out[b, h, ..., q, :] = piece
+        else:
+            out[b, ..., q, :] = piece
     return out
 
 
@@ -120,6 +153,23 @@ class _ChunkedAttentionMode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+CROSS_KEYS = 1024
+"""At most this many keys in a cross-attention (text 77 or 512 tokens, plus image tokens)."""
+
+
+def _may_need_pieces(attn, hidden_states) -> bool:
+    """Whether an attention of module ``attn`` over ``hidden_states`` (``[batch, tokens, channels]`` or
+    ``[batch, channels, h, w]``) can exceed the piece budget, with as many keys as tokens or ``CROSS_KEYS``,
+    whichever is more. Smaller calls skip the interception (about 50 µs a call on the CPU)."""
+    heads, inner = getattr(attn, "heads", None), getattr(attn, "inner_dim", None)
+    if not (torch.is_tensor(hidden_states) and hidden_states.ndim in (3, 4) and isinstance(heads, int)
+            and isinstance(inner, int) and heads > 0):
+        return True
+    tokens = hidden_states.shape[1] if hidden_states.ndim == 3 else hidden_states.shape[2] * hidden_states.shape[3]
+    work = hidden_states.shape[0] * _work(heads, tokens, max(tokens, CROSS_KEYS), inner // heads)
+    return work > piece_work(hidden_states.device)
+
+
 class InterruptibleAttention:
     """An attention processor running ``inner`` (the module's own processor) with its large attentions split
     and the check between the pieces. Reading or setting any other attribute reaches ``inner`` (IP-Adapter's
@@ -130,6 +180,9 @@ class InterruptibleAttention:
         object.__setattr__(self, "check", check)
 
     def __call__(self, attn, *args, **kwargs):
+        hidden_states = args[0] if args else kwargs.get("hidden_states")
+        if not _may_need_pieces(attn, hidden_states):
+            return self.inner(attn, *args, **kwargs)
         with _ChunkedAttentionMode(self.check):
             return self.inner(attn, *args, **kwargs)
 
