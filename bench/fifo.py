@@ -44,10 +44,10 @@ def _tiny_backbone():
     return load_backbone(folder)
 
 
-def _setup(side, window_frames, partitions, lookahead=True, guidance=SPEED["guidance"], tiny=False):
+def _setup(side, window_frames, partitions, lookahead=True, guidance=SPEED["guidance"], tiny=False, group=1):
     backbone = _tiny_backbone() if tiny else load_bench_backbone("modelscope", MODELS)
     cond = encode_text(backbone, PROMPT)
-    plan = fifo.fifo_plan(backbone.schedule, window_frames, partitions, lookahead, backbone.max_frames)
+    plan = fifo.fifo_plan(backbone.schedule, window_frames, partitions, lookahead, backbone.max_frames, group)
     gen = torch.Generator().manual_seed(0)
     factor = backbone.vae_scale_factor
     shape = (1, backbone.unet.config.in_channels, plan.frames, side // factor, side // factor)
@@ -96,6 +96,34 @@ def speed(repeats: int = 2) -> dict:
 
 
 @torch.no_grad()
+def frames_per_level(repeats: int = 2) -> dict:
+    """What ``frames_per_level`` buys: model calls and seconds per emitted frame at c = 1 (the paper) and at the
+    largest c the window allows under lookahead (f/2 = 4: the queue's f·n = 16 frames on 4 levels, a 4-step
+    model's), with guidance (two branches per call) and without (guidance 1, one branch). Best of ``repeats``."""
+    s = SPEED
+    largest = s["window_frames"] // 2
+    figures = {"settings": {**s, "lookahead": True, "window_batch": "all windows of an iteration in one call"}}
+    for guidance in (s["guidance"], 1.0):
+        for group in (1, largest):
+            backbone, cond, plan, base = _setup(s["side"], s["window_frames"], s["partitions"], guidance=guidance,
+                                                group=group)
+            emitted = -(-s["output_frames"] // group) * group + plan.warmup * group
+            best = None
+            for _ in range(repeats):
+                meter = Meter(backbone)
+                started = time.perf_counter()
+                _run(backbone, cond, plan, base, s["output_frames"], len(plan.windows), guidance)
+                wall = time.perf_counter() - started
+                meter.detach()
+                if best is None or wall < best[0]:
+                    best = wall, {"levels": plan.steps, "frames_per_iteration": group,
+                                  "model_calls_per_emitted_frame": meter.unet_calls / emitted,
+                                  "seconds_per_emitted_frame": round(wall / emitted, 3)}
+            figures[f"guidance_{guidance:g}_frames_per_level_{group}"] = best[1]
+    return figures
+
+
+@torch.no_grad()
 def memory_child(frames: int, streamed: bool) -> dict:
     m = MEMORY
     backbone, cond, plan, base = _setup(m["side"], m["window_frames"], m["partitions"], guidance=m["guidance"],
@@ -130,7 +158,7 @@ def _memory(streamed: bool) -> dict:
 def main():
     if answered_as_child(memory_child, frames={"type": int}, streamed={"action": "store_true"}):
         return
-    figures = {"per_emitted_frame": speed(),
+    figures = {"per_emitted_frame": speed(), "frames_per_level": frames_per_level(),
                "memory": {"settings": {k: v for k, v in MEMORY.items() if k != "lengths"},
                           "frames_returned": _memory(streamed=False),
                           "frames_streamed_not_kept": _memory(streamed=True)}}

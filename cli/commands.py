@@ -60,6 +60,7 @@ RANGES = {
     "guidance": (0.0, 50.0), "eta": (0.0, 1.0), "seed": (0, 2 ** 64 - 1), "fps": (1, 100),
     "model_frames": (2, 1024), "resample": (0, 16), "candidates": (0, 256), "p": (0.0, 1.0),
     "p_re": (0.0, 1.0), "window_frames": (1, 128), "partitions": (1, 64), "window_batch": (1, 64),
+    "frames_per_level": (1, 64),
     "fifo_eta": (0.0, 1.0),
 }
 # Flags that only some methods read: given to another method they are refused, not silently ignored.
@@ -67,12 +68,14 @@ USED_BY = {
     "steps": ("t2v", "ti2v-zero", "i4vgen"), "eta": ("t2v", "i4vgen"),
     **dict.fromkeys(("image", "model_frames", "resample", "no_inversion", "latent_queue"), ("ti2v-zero",)),
     **dict.fromkeys(("reward_model", "candidates", "p", "step_sizes", "p_re"), ("i4vgen",)),
-    **dict.fromkeys(("window_frames", "partitions", "window_batch", "no_lookahead", "fifo_eta", "frames_dir"),
+    **dict.fromkeys(("window_frames", "partitions", "window_batch", "no_lookahead", "fifo_eta", "frames_dir",
+                     "frames_per_level"),
                     ("fifo",)),
 }
 WAN_FILE_FLAGS = ("text_encoder", "vae", "model_2")  # what a Wan diffusion model file as --model needs beside it
 # Core checks name node inputs; from the command line the same rules are reported with its flags.
 CORE_NAMES = {"window_frames": "--window-frames", "partitions": "--partitions", "step_sizes": "--step-sizes",
+              "frames_per_level": "--frames-per-level",
               "turn lookahead off": "pass --no-lookahead", "model_frames": "--model-frames",
               "num_frames": "--frames", "num_candidates": "--candidates"}
 
@@ -201,7 +204,7 @@ def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:
     then diagonal denoising. Frames are kept only in ``made`` (none with ``--frames-dir``: they stream to PNG
     files); None then."""
     lookahead = not args.no_lookahead
-    clip = fifo.base_clip_for(backbone, args.window_frames, args.partitions, lookahead)
+    clip = fifo.base_clip_for(backbone, args.window_frames, args.partitions, lookahead, args.frames_per_level)
     base = t2v.text_to_video(backbone, cond, frames=clip.frames, width=args.width, height=args.height,
                              steps=clip.steps, guidance=args.guidance, eta=args.fifo_eta, generator=seeded(args.seed),
                              grid=clip.grid, host=HOST, on_step=_progress(backbone, "base clip evaluation"))
@@ -209,7 +212,8 @@ def _fifo(args, backbone, cond, made: FramesSoFar) -> torch.Tensor | None:
     print(f"FIFO: base clip of {clip.frames} frames in {clip.steps} steps, then {args.frames} frames "
           f"({clip.warmup} warm-up iterations dropped, {clip.windows} windows per iteration)")
     fifo.long_video(backbone, cond, base, num_frames=args.frames, window_frames=args.window_frames,
-                    partitions=args.partitions, lookahead=lookahead, eta=args.fifo_eta, guidance=args.guidance,
+                    partitions=args.partitions, lookahead=lookahead, frames_per_level=args.frames_per_level,
+                    eta=args.fifo_eta, guidance=args.guidance,
                     generator=seeded(args.seed), window_batch=args.window_batch,
                     stream_to=None if args.frames_dir is None else Path(args.frames_dir), keep_frames=False,
                     host=HOST, on_step=lambda k, n: STATUS.show(f"iteration {k}/{n}"), on_frame=made.add)
@@ -606,7 +610,10 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                                "Real models: 16 (Wan 77)")
     ranged(ff, "--partitions", int, 2, "n; S = f*n steps, at most 1000 (paper: 4)")
     ranged(ff, "--window-batch", int, 4, "windows per model call (result does not change)")
-    ff.add_argument("--no-lookahead", action="store_true", help="disjoint windows (half the UNet calls)")
+    ff.add_argument("--no-lookahead", action="store_true", help="disjoint windows (half the model calls)")
+    ranged(ff, "--frames-per-level", int, 1, "c, consecutive latent frames that share a noise level: the queue needs "
+                                           "window x partitions / c levels and emits c frames per iteration, so a "
+                                           "4-step distilled model drives FIFO (1 = the paper)")
     ranged(ff, "--fifo-eta", float, 1.0, "DDIM eta of the base clip and the FIFO loop")
     ff.add_argument("--frames-dir", help="write each frame as DIR/frame_000000.png … the moment it is made and keep "
                                          "none in memory (any length); no --out video is written then")

@@ -148,6 +148,54 @@ def test_frame_independent_denoiser_reproduces_per_frame_ddim_and_tail_emerges_a
     assert not torch.allclose(out[:, :, 0], base_clip(f)[:, :, 0], atol=1e-2)  # first kept frame is not base frame 0
 
 
+@pytest.mark.parametrize("lookahead, group", [(True, 2), (False, 2), (False, 4)])
+def test_frames_per_level_hold_each_level_for_c_frames_and_emit_c_clean_frames_per_iteration(schedule, lookahead,
+                                                                                              group):
+    """c frames share each level (f·n / c levels, a window f / c of them); every iteration moves each group one level,
+    emits the c head frames and takes c noise frames in: a frame that enters the tail leaves after S = f·n / c
+    iterations, DDIM'd down every level once, as with c = 1."""
+    f, n, n_out = 4, 2, 9
+    plan = fifo.fifo_plan(schedule, f, n, lookahead, group=group)
+    ts = schedule.fifo_levels(f * n // group)
+    steps, dummies = plan.steps, plan.head
+    assert steps == f * n // group and plan.length == dummies + f * n
+    assert list(plan.labels[dummies:]) == [t for t in ts for _ in range(group)]
+    assert list(plan.targets[dummies:]) == [ts[0]] * group + [t for t in ts[:-1] for _ in range(group)]
+    written = [slot for s in plan.windows for slot in range(s + plan.write_from, s + f)]
+    assert sorted(written) == list(range(dummies, plan.length))
+    init = fifo.init_queue(schedule, plan, base_clip(f), torch.Generator().manual_seed(0))
+    tails, mock = [], FrameMock(schedule)
+    out, _ = run(schedule, plan, n_out, mock, eta=0.0,
+                 on_step=lambda k, total, queue: tails.append(queue[:, :, -group:].clone()))
+    assert mock.calls == (-(-n_out // group) + plan.warmup) * len(plan.windows)  # c frames per iteration's calls
+
+    def ddim_from(z, level_index):
+        for j in range(level_index, 0, -1):
+            z = schedule.ddim_step(z, mock.frame_eps(z, ts[j]), ts[j], ts[j - 1])
+        return z
+
+    from_tails = 0
+    for m in range(n_out):
+        emission, j = m // group + plan.warmup, m % group
+        if emission < steps:  # still from the initial queue: the group of real slots at `emission`
+            slot = dummies + emission * group + j
+            expected = ddim_from(init[:, :, slot:slot + 1], emission)
+        else:
+            expected = ddim_from(tails[emission - steps][:, :, j:j + 1], steps - 1)
+            from_tails += 1
+        torch.testing.assert_close(out[:, :, m:m + 1], expected, rtol=0, atol=1e-5)
+    assert from_tails > 0
+
+
+def test_one_frame_per_level_is_the_paper_bit_for_bit(schedule):
+    plan = fifo.fifo_plan(schedule, 4, 2)
+    assert fifo.fifo_plan(schedule, 4, 2, group=1) == plan and plan.steps == 8 and plan.warmup == 4
+    with pytest.raises(ValueError, match="frames_per_level 3 does not divide"):
+        fifo.fifo_plan(schedule, 4, 2, group=3)
+    with pytest.raises(ValueError, match="half"):
+        fifo.fifo_plan(schedule, 4, 2, lookahead=True, group=4)
+
+
 def test_window_order_window_batch_and_batching_do_not_change_the_result(schedule):
     plan = fifo.fifo_plan(schedule, 4, 3)
     reference, _ = run(schedule, plan, 6, window_batch=1)
@@ -458,3 +506,10 @@ def test_demo_method_fifo(models_dir, tmp_path, capsys):
     assert main(common + ["--window-frames", "3", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "even number of latent frames" in err and "--window-frames 3" in err and "--no-lookahead" in err
+    # two latent frames per level: the 4-frame window's 8 queue frames on 4 levels, 2 frames out per iteration
+    assert main(common + ["--window-frames", "4", "--frames-per-level", "2", "--out", str(out)]) == 0
+    assert "in 4 steps" in capsys.readouterr().out
+    with Image.open(out) as image:
+        assert image.n_frames == 3
+    assert main(common + ["--window-frames", "4", "--frames-per-level", "3", "--out", str(out)]) == 2
+    assert "--frames-per-level 3 does not divide" in capsys.readouterr().err

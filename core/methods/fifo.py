@@ -40,11 +40,18 @@ class FifoPlan:
     targets: tuple[int, ...]  # per slot, the level its update goes to (the next slot's label towards the head)
     windows: tuple[int, ...]  # first slot of each window, in the order they run
     write_from: int  # offset inside a window where write-back starts (f/2 with lookahead: second half only)
-    head: int  # slot emitted every iteration (the first slot after the lookahead dummies)
+    head: int  # first slot emitted every iteration (the first slot after the lookahead dummies)
+    group: int = 1  # c, consecutive frames that share a level: each iteration emits c frames (1 = the paper)
+
+    @property
+    def slots(self) -> int:
+        """The real (non-dummy) slots, f·n."""
+        return self.frames * self.partitions
 
     @property
     def steps(self) -> int:
-        return self.frames * self.partitions
+        """S, the distinct levels: f·n / c (the base clip's step count)."""
+        return self.slots // self.group
 
     @property
     def length(self) -> int:
@@ -52,12 +59,13 @@ class FifoPlan:
 
     @property
     def warmup(self) -> int:
-        """Emissions before the first kept one: near-copies of base frame 0 from the queue's rising part."""
-        return self.steps - self.frames
+        """Iterations before the first kept emission (their c frames each are near-copies of base frame 0 from
+        the queue's rising part)."""
+        return (self.slots - self.frames) // self.group
 
 
 def check_fifo_shape(frames: int, partitions: int, lookahead: bool, max_frames: int | None = None,
-                     num_train_timesteps: int = 1000) -> None:
+                     num_train_timesteps: int = 1000, group: int = 1) -> None:
     """The window/partition checks that need no model; ``max_frames`` is the backbone's window limit."""
     if frames < 1:
         raise ValueError(f"window_frames must be at least 1, got {frames}")
@@ -69,13 +77,14 @@ def check_fifo_shape(frames: int, partitions: int, lookahead: bool, max_frames: 
     if lookahead and frames % 2:
         raise ValueError(f"lookahead denoising needs an even window_frames (it writes back the second half of "
                          f"each window); got {frames}. Use {frames + 1} or turn lookahead off.")
-    steps = frames * partitions
+    steps = frames * partitions // group
+    product = "window_frames × partitions" + (" / frames_per_level" if group > 1 else "")
     if steps < 2:
-        raise ValueError("window_frames × partitions must be at least 2: with one step the queue has only the "
-                         "clean head slot and nothing is ever denoised.")
+        raise ValueError(f"{product} must be at least 2: with one level the queue has only the clean head and "
+                         "nothing is ever denoised.")
     if steps > num_train_timesteps:
-        raise ValueError(f"window_frames × partitions = {steps} steps exceeds the {num_train_timesteps} training "
-                         "timesteps: lower partitions.")
+        raise ValueError(f"{product} = {steps} steps exceeds the {num_train_timesteps} training timesteps: lower "
+                         "partitions.")
 
 
 def check_window_request(video_frames: int, partitions: int) -> None:
@@ -108,19 +117,34 @@ def window_latent_frames(backbone, video_frames: int, lookahead: bool) -> int:
     return frames
 
 
+def check_group(frames: int, group: int, lookahead: bool) -> None:
+    """Levels held by ``group`` consecutive frames must tile the window (and each half of it under lookahead)."""
+    if group < 1:
+        raise ValueError(f"frames_per_level must be at least 1, got {group}")
+    span = frames // 2 if lookahead else frames
+    if span % group:
+        raise ValueError(f"frames_per_level {group} does not divide the window's {span} latent frames"
+                         f"{' per half (lookahead writes back half a window)' if lookahead else ''}: choose a "
+                         f"divisor of {span}, e.g. 1.")
+
+
 def fifo_plan(schedule: Schedule, frames: int, partitions: int, lookahead: bool = True,
-              max_frames: int | None = None) -> FifoPlan:
-    """Labels ts = round(linspace(0, 999, S)) ascending, f/2 dummy head slots at ts_0 under lookahead, and
-    the windows tail-first as the reference runs them: n disjoint ones, or 2n half-overlapping ones."""
-    check_fifo_shape(frames, partitions, lookahead, max_frames, schedule.num_train_timesteps)
-    ts = schedule.fifo_levels(frames * partitions)
+              max_frames: int | None = None, group: int = 1) -> FifoPlan:
+    """Labels ts = round(linspace(0, 999, S)) ascending, each held by ``group`` consecutive slots (S = f·n / c
+    levels; c = 1 is the paper), f/2 dummy head slots at ts_0 under lookahead, and the windows tail-first as the
+    reference runs them: n disjoint ones, or 2n half-overlapping ones. A window still spans f frames, so f / c
+    levels, and every level moves one step per iteration: a few-step model (4 levels) drives a long queue."""
+    check_group(frames, group, lookahead)
+    check_fifo_shape(frames, partitions, lookahead, max_frames, schedule.num_train_timesteps, group)
+    ts = schedule.fifo_levels(frames * partitions // group)
     dummies = frames // 2 if lookahead else 0
-    labels = (ts[0],) * dummies + tuple(ts)
-    targets = (ts[0],) * dummies + (ts[0],) + tuple(ts[:-1])
+    labels = (ts[0],) * dummies + tuple(t for t in ts for _ in range(group))
+    targets = (ts[0],) * (dummies + group) + tuple(t for t in ts[:-1] for _ in range(group))
     stride = frames // 2 if lookahead else frames
     count = 2 * partitions if lookahead else partitions
     return FifoPlan(frames=frames, partitions=partitions, labels=labels, targets=targets,
-                    windows=tuple(r * stride for r in reversed(range(count))), write_from=dummies, head=dummies)
+                    windows=tuple(r * stride for r in reversed(range(count))), write_from=dummies, head=dummies,
+                    group=group)
 
 
 def check_base_clip(latent: torch.Tensor, plan: FifoPlan, channels: int, downsampling: int) -> None:
@@ -156,7 +180,7 @@ def init_queue(schedule: Schedule, plan: FifoPlan, base_clip: torch.Tensor, gene
     if noise_init is not None and noise_init.mode == "gaussian":
         return noise
     dummies = plan.head
-    frame_of_slot = [max(0, i - plan.warmup) for i in range(plan.steps)]
+    frame_of_slot = [max(0, i - (plan.slots - plan.frames)) for i in range(plan.slots)]
     frames = base_clip[:, :, [0] * dummies + frame_of_slot]
     return schedule.q_sample(frames, torch.tensor([plan.labels]), noise)
 
@@ -236,7 +260,8 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
                 on_frame: Callable[[int, torch.Tensor], None] | None = None,
                 on_step: Callable[[int, int, torch.Tensor], None] | None = None,
                 keep: bool = True, queue: torch.Tensor | None = None) -> torch.Tensor | None:
-    """FIFO over ``denoiser``: N + S − f iterations, the first S − f emissions (warm-up) dropped.
+    """FIFO over ``denoiser``: ⌈N / c⌉ + (f·n − f) / c iterations, each emitting the c head frames, the first
+    (f·n − f) / c iterations' emissions (warm-up) dropped; c = 1 is the paper's N + S − f.
 
     ``on_frame(i, latent)`` gets kept output frame i as a ``[1, C, 1, h, w]`` latent on the compute device
     as soon as it is emitted; ``on_step(k, total, queue)`` runs after iteration k's shift. Returns the kept
@@ -249,21 +274,24 @@ def sample_fifo(denoiser: Callable, schedule: Schedule, plan: FifoPlan, cond: Co
         queue = init_queue(schedule, plan, base_clip, generator, noise_init)
     device, (channels, *size) = queue.device, (queue.shape[1], *queue.shape[3:])
     kept = torch.empty(1, channels, num_frames, *size) if keep else None
-    total = num_frames + plan.warmup
+    c = plan.group
+    total = -(-num_frames // c) + plan.warmup
     for k in range(total):
-        index = k - plan.warmup
-        step_cond = conditioning_at(cond, prompts, max(index, 0))
+        first = (k - plan.warmup) * c
+        step_cond = conditioning_at(cond, prompts, max(first, 0))
         xi = noise_like(queue.shape, generator).to(device) if eta > 0 else None
         queue = diagonal_step(denoiser, schedule, plan, queue, step_cond, eta=eta, noise=xi,
                               window_batch=window_batch)
-        if index >= 0:
-            head = queue[:, :, plan.head:plan.head + 1]
-            if keep:
-                kept[:, :, index] = head[:, :, 0].cpu()
-            if on_frame is not None:
-                on_frame(index, head)
-        tail = noise_like((1, channels, 1, *size), generator).to(device)
-        queue = torch.cat([queue[:, :, 1:], tail], dim=2)
+        for j in range(c):  # the c head slots, clean together
+            index = first + j
+            if 0 <= index < num_frames:
+                head = queue[:, :, plan.head + j:plan.head + j + 1]
+                if keep:
+                    kept[:, :, index] = head[:, :, 0].cpu()
+                if on_frame is not None:
+                    on_frame(index, head)
+        tail = noise_like((1, channels, c, *size), generator).to(device)
+        queue = torch.cat([queue[:, :, c:], tail], dim=2)
         if on_step is not None:
             on_step(k + 1, total, queue)
     return kept
@@ -401,11 +429,12 @@ class BaseClip:
     grid: str = "fifo"
 
 
-def base_clip_for(backbone, window_frames: int, partitions: int, lookahead: bool) -> BaseClip:
-    """How to sample the base clip of a FIFO run with this window (video frames) and partitions."""
+def base_clip_for(backbone, window_frames: int, partitions: int, lookahead: bool,
+                  frames_per_level: int = 1) -> BaseClip:
+    """How to sample the base clip of a FIFO run with this window (video frames), partitions and levels."""
     check_window_request(window_frames, partitions)
     window = window_latent_frames(backbone, window_frames, lookahead)
-    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames)
+    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames, frames_per_level)
     return BaseClip(frames=window_frames, steps=plan.steps, warmup=plan.warmup, windows=len(plan.windows))
 
 
@@ -429,7 +458,8 @@ def check_kept_frames(backbone, latent_shape, num_frames: int, keep_frames: bool
 
 
 def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_frames: int, window_frames: int,
-               partitions: int, lookahead: bool = True, eta: float = 1.0, guidance: float,
+               partitions: int, lookahead: bool = True, frames_per_level: int = 1, eta: float = 1.0,
+               guidance: float,
                guidance_2: float | None = None, generator: torch.Generator, window_batch: int = 1,
                noise_init: NoiseInit | None = None, image_tokens: ImageTokens | None = None,
                seed_image_from_base_clip: bool = False, image_scale: float = 1.0,
@@ -440,13 +470,14 @@ def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_fra
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """FIFO-Diffusion's entry point (FIFOQueueWithImageEmbed and the command line), in video frames: ``num_frames``
     frames from the latent ``base_clip`` (``base_clip_for``'s clip), a window of ``window_frames``, the prompt
-    schedule's starts in output frames. Every check is made before any work. Returns (frames, latents) on
+    schedule's starts in output frames; ``frames_per_level`` latent frames share each level (the queue then needs
+    f·n / c levels: a few-step distilled model drives it). Every check is made before any work. Returns (frames, latents) on
     ``host.out_device`` (only the last ones with ``keep_frames`` off); ``on_step(k, total)`` before the first
     iteration (k = 0) and after each,
     ``on_frame(i, image)`` for each video frame as it is decoded."""
     check_window_request(window_frames, partitions)
     window = window_latent_frames(backbone, window_frames, lookahead)
-    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames)
+    plan = fifo_plan(backbone.schedule, window, partitions, lookahead, backbone.max_frames, frames_per_level)
     check_base_clip(base_clip, plan, backbone.channels, backbone.latent_multiple)
     backbone.check_video_frames(num_frames, "num_frames")
     latent_count = backbone.latent_frames(num_frames)
@@ -466,7 +497,8 @@ def long_video(backbone, cond: Conditioning, base_clip: torch.Tensor, *, num_fra
         cond, prompts = with_image_tokens(cond, prompts, tokens, image_scale)
     base = base_clip.to(backbone.device, torch.float32)
     if on_step is not None:
-        on_step(0, latent_count + plan.warmup)  # the total, before the first iteration's frame can come out
+        # the total, before the first iteration's frames can come out
+        on_step(0, -(-latent_count // plan.group) + plan.warmup)
     frames, latents = fifo_video(
         backbone, host.denoiser(backbone, guidance, guidance_2), plan, cond, base, latent_count,
         generator=generator, eta=eta, window_batch=window_batch, noise_init=noise_init, prompts=prompts,
