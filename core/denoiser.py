@@ -61,7 +61,7 @@ class Denoiser:
 
     def _diverged(self, what: str) -> NonFiniteError:
         fp16 = (" The model runs in fp16, whose largest number is 65504: load it with dtype bf16 or fp32."
-                if getattr(self.backbone, "dtype", None) == torch.float16 else "")
+                if self.backbone.dtype == torch.float16 else "")
         return NonFiniteError(f"Sampling diverged at model call {self.calls}: {what} holds NaN/inf. Likely causes: "
                               f"{DIVERGENCE_CAUSES}; guidance is {self.guidance:g}.{fp16}")
 
@@ -82,8 +82,8 @@ class Denoiser:
             raise self._diverged("the latent entering it")
         with_uncond = self.branches == 2
         texts = [cond.negative, cond.positive] if with_uncond else [cond.positive]
-        modules = getattr(self.backbone, "modules", None)
-        with checked_blocks([] if modules is None else [modules], self.check):
+        # the networks wherever they are held: a group-offloaded or swapped one is outside ``modules``
+        with checked_blocks(list(self.backbone.denoising_networks().values()), self.check):
             outputs = self.backbone.predict(x, t, texts, cond)
         if with_uncond:
             uncond, conditional = outputs

@@ -31,6 +31,9 @@ class DivergingBackbone:
     def guidance_scale(self, t, like, guidance, guidance_2):
         return guidance
 
+    def denoising_networks(self):
+        return {}
+
 
 def _sample(denoiser, steps=6):
     noise = noise_like((1, 4, 3, 4, 4), torch.Generator().manual_seed(0))

@@ -97,6 +97,26 @@ def test_fp8_storage_with_bf16_compute(models_dir):
 
 
 @needs_group_offload
+@pytest.mark.parametrize("name", [standin_models.MODELSCOPE, standin_models.WAN22_A14B])
+def test_offloaded_or_swapped_networks_are_still_checked_inside_a_model_call(models_dir, name):
+    """The host's interrupt check runs inside a call whose networks left ``modules`` (group offload; A14B's experts
+    taking turns), not only once before it."""
+    counts = {}
+    for label, options in (("plain", {}), ("group", {"offload": mo.GROUP}), ("swap", {"experts": mo.ONE})):
+        if label == "swap" and name == standin_models.MODELSCOPE:
+            continue
+        backbone = _load(models_dir, name, **options)
+        side, level = MODELS[name]
+        x = noise_like(backbone.latent_shape(9 if backbone.family == "wan" else 4, side, side),
+                       torch.Generator().manual_seed(0))
+        checks = []
+        with torch.no_grad():
+            Denoiser(backbone, 4.0, check=lambda: checks.append(1))(x, level, encode_text(backbone, "a cat", ""))
+        counts[label] = len(checks)
+    assert all(count > 10 for count in counts.values()), counts
+
+
+@needs_group_offload
 @pytest.mark.parametrize("name", list(MODELS))
 def test_group_offload_gives_the_plain_output(models_dir, name):
     plain = _predict(_load(models_dir, name), name)
