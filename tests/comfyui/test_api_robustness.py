@@ -44,12 +44,14 @@ def _assert_serving(comfyui):
 
 def test_interrupt_during_a_long_fifo_run_stops_it_within_a_unet_call_and_the_next_prompt_runs(comfyui, tmp_path,
                                                                                                   capsys):
-    """fifo_long made endless (100 000 frames) and slow per frame (768², all 2n windows of an iteration in one
+    """fifo_long made endless (100 000 frames, streamed to disk and not kept: kept at 768² they would need 700 GB of
+    RAM and are refused before the run) and slow per frame (768², all 2n windows of an iteration in one
     batched UNet call, so one emitted frame is one UNet call): POST /interrupt once frames are coming stops the
     run within the time of one such call, nothing runs on after it, and the next prompt succeeds."""
     prompt = client.apply_overrides(json.loads(FIFO_LONG.read_text()), cpu_overrides.set_arguments(FIFO_LONG.stem) + [
         "FIFOQueueWithImageEmbed.num_frames=100000", "FIFOQueueWithImageEmbed.window_batch=8",
-        "FIFOQueueWithImageEmbed.stream_to_disk=false", "T2VSampler.width=768", "T2VSampler.height=768"])
+        "FIFOQueueWithImageEmbed.stream_to_disk=true", "FIFOQueueWithImageEmbed.keep_frames=false",
+        "T2VSampler.width=768", "T2VSampler.height=768"])
     fifo_node = client.find_node(prompt, "FIFOQueueWithImageEmbed")
     client_id = "fifo-interrupt"
     events = client.WebSocket(comfyui.url, client_id)
