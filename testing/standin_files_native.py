@@ -1,0 +1,136 @@
+"""Wan stand-ins that ComfyUI's own loaders take (UNETLoader, LoraLoaderModelOnly, VAELoader), for the native
+MODEL path.
+
+ComfyUI reads a Wan file's sizes from its shapes but fixes what no shape records: 128-wide heads, a 4096-wide text
+embedding, a 256-wide frequency embedding. So the transformers here are one 128-wide head, 4096 text features and
+tiny everything else (about 2 MB), where ``standin_files_wan``'s (12-wide heads, 32 text features) load only in
+the pack's own loader. ComfyUI builds the Wan VAEs at their released widths whatever the file holds, so the VAEs
+are full size, random. Every name starts with ``native_`` so the pack's stand-ins of the released names stay.
+Nothing here downloads anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ..core.families.wan.files import CONFIGS, vae_comfy_name
+from .standin_files_wan import _save, _umt5_sizes, umt5_to_comfy, wan_transformer_to_comfy
+from .standin_models import tiny_wan_tokenizer
+
+# ComfyUI's released Wan diffusion models name their tensors under model.diffusion_model.
+PREFIX = "model.diffusion_model."
+LORA_PREFIX = "diffusion_model."  # lightx2v's LoRAs
+LORA_RANK = 4
+TEXT_DIM = 4096  # ComfyUI's Wan always builds a 4096-wide text embedding
+WAN21_FILE = "native_wan2.1_t2v_1.3B_fp16.safetensors"
+A14B_HIGH_FILE = "native_wan2.2_t2v_high_noise_14B_fp16.safetensors"
+A14B_LOW_FILE = "native_wan2.2_t2v_low_noise_14B_fp16.safetensors"
+TI2V_FILE = "native_wan2.2_ti2v_5B_fp16.safetensors"
+LORA_HIGH_FILE = "native_wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"
+LORA_LOW_FILE = "native_wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"
+LORA21_FILE = "native_wan2.1_lora.safetensors"
+VAE21_FILE = "native_wan_2.1_vae.safetensors"
+VAE22_FILE = "native_wan2.2_vae.safetensors"
+UMT5_FILE = "native_umt5_xxl_fp16.safetensors"
+# Every linear layer of a block, as lightx2v's LoRAs patch them.
+_LORA_TARGET = re.compile(r"blocks\.\d+\.(self_attn\.[qkvo]|cross_attn\.[qkvo]|ffn\.[02])\.weight")
+
+
+def native_wan_transformer(channels: int = 16, seed: int = 0):
+    """A diffusers WanTransformer3DModel of one 128-wide head, ffn 256, two blocks, 4096 text features and the
+    real models' norms and RoPE range. Its default initialisation already gives outputs of the input's size."""
+    from diffusers import WanTransformer3DModel
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=128, in_channels=channels,
+        out_channels=channels, text_dim=TEXT_DIM, freq_dim=256, ffn_dim=256, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024)
+
+
+def lightx2v_lora(transformer_state: dict[str, torch.Tensor], seed: int, rank: int = LORA_RANK,
+                  strength: float = 0.5) -> dict[str, torch.Tensor]:
+    """A rank-``rank`` LoRA on every linear layer of every block, in lightx2v's layout (``diffusion_model.<layer>
+    .lora_down/.lora_up.weight`` and ``.alpha``). Each update is ``strength`` times a weight's own size, so it
+    changes a tiny model's output measurably (random q/k updates alone do not)."""
+    g = torch.Generator().manual_seed(seed)
+    lora = {}
+    for key, weight in sorted(transformer_state.items()):
+        name = key.removeprefix(PREFIX)
+        if not _LORA_TARGET.fullmatch(name):
+            continue
+        out_features, in_features = weight.shape
+        layer = LORA_PREFIX + name[:-len(".weight")]
+        lora[f"{layer}.lora_down.weight"] = torch.randn(rank, in_features, generator=g) / in_features ** 0.5
+        lora[f"{layer}.lora_up.weight"] = torch.randn(out_features, rank, generator=g) * strength / rank ** 0.5
+        lora[f"{layer}.alpha"] = torch.tensor(float(rank))
+    return {k: v.to(torch.float16) if k.endswith(".weight") else v for k, v in lora.items()}
+
+
+def wan_vae_shapes(version: str) -> dict[str, tuple[int, ...]]:
+    """ComfyUI's name → shape of every tensor of the released Wan 2.1 ("2.1") or 2.2 ("2.2") VAE, read off an
+    empty diffusers model at the config the pack ships (no memory, no time)."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKLWan
+    folder = {"2.1": "wan21_vae", "2.2": "wan22_vae"}[version]
+    config = {k: v for k, v in json.loads((CONFIGS / folder / "config.json").read_text()).items()
+              if not k.startswith("_")}
+    with init_empty_weights(include_buffers=False):
+        model = AutoencoderKLWan.from_config(config)
+    return {vae_comfy_name(name, config): tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def full_size_wan_vae(version: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The released Wan VAE's tensors (``wan_vae_shapes``), random and fp16 as the released files: norms 1,
+    biases 0, weights uniform with variance 1/fan-in, so a decode gives finite pixels that vary. Filling the
+    tensors one by one is much faster than initialising the 127 M / 705 M-parameter model."""
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in wan_vae_shapes(version).items():
+        if name.endswith("gamma"):
+            tensor = torch.ones(shape)
+        elif name.endswith("bias"):
+            tensor = torch.zeros(shape)
+        else:
+            bound = (3 / torch.Size(shape[1:]).numel()) ** 0.5
+            tensor = torch.empty(shape).uniform_(-bound, bound, generator=g)
+        state[name] = tensor.to(torch.float16)
+    return state
+
+
+def native_umt5(seed: int = 0):
+    """(UMT5EncoderModel, tokenizer): d_model 4096 to match the transformers' text width, everything else tiny,
+    for the pack's own single-file loader (it refuses a text encoder narrower than the transformer's input)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+    tokenizer = tiny_wan_tokenizer()
+    torch.manual_seed(seed)
+    model = UMT5EncoderModel(UMT5Config(
+        vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=16, num_layers=1, num_heads=2,
+        relative_attention_num_buckets=8, relative_attention_max_distance=16, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id, dropout_rate=0.0))
+    return model, tokenizer
+
+
+def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:
+    """The native stand-ins under ``models_dir`` (a ComfyUI ``models/`` folder): diffusion_models/ (2.1 1.3B,
+    2.2 A14B's two experts, 2.2 TI2V 5B; fp16, ``model.diffusion_model.`` names), loras/ (one lightx2v-layout
+    LoRA per A14B expert and one for 2.1), text_encoders/ (a 4096-wide UMT5 for the pack's loader) and, with
+    ``vaes``, vae/ (full-size 2.1 and 2.2 VAEs: 254 MB and 1.4 GB). Returns {file name: path}."""
+    root = Path(models_dir)
+    models, loras, encoders, vae_dir = root / "diffusion_models", root / "loras", root / "text_encoders", root / "vae"
+    transformers = {WAN21_FILE: (16, 0), A14B_HIGH_FILE: (16, 0), A14B_LOW_FILE: (16, 1), TI2V_FILE: (48, 0)}
+    states = {name: wan_transformer_to_comfy(native_wan_transformer(channels, seed), PREFIX, torch.float16)
+              for name, (channels, seed) in transformers.items()}
+    written = {name: _save(state, models / name) for name, state in states.items()}
+    for lora_name, model_name, seed in ((LORA21_FILE, WAN21_FILE, 10), (LORA_HIGH_FILE, A14B_HIGH_FILE, 11),
+                                        (LORA_LOW_FILE, A14B_LOW_FILE, 12)):
+        written[lora_name] = _save(lightx2v_lora(states[model_name], seed), loras / lora_name)
+    umt5, tokenizer = native_umt5()
+    written[UMT5_FILE] = _save(umt5_to_comfy(umt5, tokenizer, torch.float16), encoders / UMT5_FILE, _umt5_sizes(umt5))
+    if vaes:
+        written[VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / VAE21_FILE)
+        written[VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / VAE22_FILE)
+    return written
