@@ -154,6 +154,15 @@ class VideoBackbone(abc.ABC):
         """The latent frame that holds video frame ``video_frame`` (0-based)."""
         return self.latent_frames(video_frame + 1) - 1 if video_frame else 0
 
+    # --- LATENTs as the host holds them --------------------------------------------------------------
+    def latent_to_host(self, samples: torch.Tensor) -> torch.Tensor:
+        """A latent as the methods made it → what a LATENT output holds (the host's convention; the same here)."""
+        return samples
+
+    def latent_from_host(self, samples: torch.Tensor) -> torch.Tensor:
+        """What a LATENT input holds → the latent the methods work on (inverse of :meth:`latent_to_host`)."""
+        return samples
+
     # --- text -----------------------------------------------------------------------------------------
     @property
     @abc.abstractmethod
@@ -163,6 +172,12 @@ class VideoBackbone(abc.ABC):
     @abc.abstractmethod
     def embed_text(self, text: str) -> tuple[torch.Tensor, str | None]:
         """(the prompt's embeddings ``[1, L, D]`` on the CPU, the part beyond ``text_tokens`` or None)."""
+
+    def conditioning_from_host(self, positive, negative, prompt: str = ""):
+        """The host's own prompt conditioning (ComfyUI's CONDITIONING) as a ``Conditioning``; only a backbone made of
+        the host's own models reads it."""
+        raise ValueError(f"'{self.name}' encodes its prompts with its own text encoder: use T2V Text Encode. "
+                         "CONDITIONING from CLIPTextEncode goes with a backbone from Wan MODEL → T2V Backbone.")
 
     # --- the model call ---------------------------------------------------------------------------------
     @abc.abstractmethod

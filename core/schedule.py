@@ -161,7 +161,7 @@ class Schedule:
         return steps - min(int(steps * strength), steps)
 
 
-def _check_steps(steps: int) -> None:
+def check_steps(steps: int) -> None:
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
 
@@ -223,7 +223,7 @@ class VPSchedule(Schedule):
 
     def ddim_timesteps(self, steps: int, spacing: str | None = None) -> list[int]:
         """The sampler's descending grid, as the backbone's DDIM scheduler would build it."""
-        _check_steps(steps)
+        check_steps(steps)
         T = self.num_train_timesteps
         spacing = spacing or self.timestep_spacing
         limit = T - self.steps_offset if spacing == "leading" else T
@@ -262,7 +262,7 @@ class VPSchedule(Schedule):
         stepping to max(t − T // S, 0). When S divides T this is the leading grid with offset 1 (S = 10 →
         901 … 1, the last step to ᾱ_0); otherwise it has one more step than asked (S = 3 → 999, 667, 334, 1:
         four steps; S = 999 visits 999 twice), exactly as the reference runs it."""
-        _check_steps(steps)
+        check_steps(steps)
         T = self.num_train_timesteps
         if steps > T:
             raise ValueError(f"steps ({steps}) must be at most {T} for this backbone's {T} training timesteps")
@@ -273,7 +273,7 @@ class VPSchedule(Schedule):
     def fifo_levels(self, steps: int) -> list[int]:
         """round(linspace(0, T − 1, S)) with numpy's linspace and round-half-to-even, as the reference
         builds it (a float64 torch linspace rounds some midpoints the other way)."""
-        _check_steps(steps)
+        check_steps(steps)
         return np.round(np.linspace(0, self.num_train_timesteps - 1, steps)).astype(np.int64).tolist()
 
     fifo_timesteps = fifo_levels
@@ -324,7 +324,7 @@ class FlowSchedule(Schedule):
     def sampling_timesteps(self, steps: int) -> list[float]:
         """The flow-matching Euler grid of ``steps`` levels, σ_0 = 1: shift(linspace(1, shift(1/T), S)),
         as diffusers' Euler scheduler builds it (its σ_min is already shifted, and is shifted again)."""
-        _check_steps(steps)
+        check_steps(steps)
         sigma_min = self._shifted(np.float64(1.0 / self.num_train_timesteps))
         grid = np.linspace(1.0, sigma_min, steps, dtype=np.float64)
         return [float(s) for s in self._shifted(grid).astype(np.float32)]
@@ -340,7 +340,7 @@ class FlowSchedule(Schedule):
     def fifo_levels(self, steps: int) -> list[float]:
         """The S levels of an (S − 1)-step Euler grid with its final σ = 0, ascending: the head is clean and
         the tail is pure noise (σ = 1), where each fresh frame enters."""
-        _check_steps(steps)
+        check_steps(steps)
         if steps < 2:
             raise ValueError("FIFO on a flow-matching backbone needs at least 2 levels (window_frames × partitions).")
         return [0.0] + self.sampling_timesteps(steps - 1)[::-1]

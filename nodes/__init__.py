@@ -5,8 +5,10 @@ from .t2v_nodes import DecodeVideoLatent, T2VSampler
 from .fifo_nodes import FIFOQueueWithImageEmbed, T2VConditioningAddImage, T2VPromptSchedule
 from .ti2v_nodes import DDPMInvertQueue, EncodeAnchorImage, RepeatAndSlideSampler, ResampleStep
 from .i4vgen_nodes import LoadRewardModel, NIVSDSOptimize, RewardSelectAnchor
+from .native_nodes import T2VConditioningFromNative, WanModelBackbone
 
-NODE_CLASSES = [LoadT2VBackbone, LoadWanModelFiles, LoadAnimateDiffCheckpoint, T2VTextEncode, T2VSampler,
+NODE_CLASSES = [LoadT2VBackbone, LoadWanModelFiles, LoadAnimateDiffCheckpoint, WanModelBackbone,
+                T2VConditioningFromNative, T2VTextEncode, T2VSampler,
                 DecodeVideoLatent,
                 EncodeAnchorImage, DDPMInvertQueue, ResampleStep, RepeatAndSlideSampler,
                 LoadRewardModel, RewardSelectAnchor, NIVSDSOptimize,
@@ -17,6 +19,8 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "LoadT2VBackbone": "Load T2V Backbone",
     "LoadWanModelFiles": "Load Wan (single files)",
     "LoadAnimateDiffCheckpoint": "Load SD1.5 Checkpoint + Motion Module (AnimateDiff)",
+    "WanModelBackbone": "Wan MODEL → T2V Backbone",
+    "T2VConditioningFromNative": "T2V Conditioning from CONDITIONING",
     "T2VTextEncode": "T2V Text Encode",
     "T2VSampler": "T2V Sampler",
     "DecodeVideoLatent": "Decode Video Latent",

@@ -8,6 +8,7 @@ import io
 import os
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -112,6 +113,14 @@ def bring_to_device(handle: "LoadedBackbone") -> None:
         handle.backbone.to(compute_device())
 
 
+_KEPT = weakref.WeakSet()
+
+
+def keep_loaded(patchers) -> None:
+    """ComfyUI MODELs a pack node is running on: :func:`free_memory` leaves them loaded, as it leaves the pack's own."""
+    _KEPT.update(patchers)
+
+
 def check_interrupt() -> None:
     if IN_COMFYUI:
         model_management.throw_exception_if_processing_interrupted()
@@ -130,7 +139,7 @@ def free_memory(device, needed: int = 0) -> int | None:
         return None
     if needed > model_management.get_free_memory(device):
         ours = [loaded for loaded in model_management.current_loaded_models
-                if isinstance(getattr(loaded.model, "model", None), BackboneModules)]
+                if isinstance(getattr(loaded.model, "model", None), BackboneModules) or loaded.model in _KEPT]
         model_management.free_memory(needed, device, keep_loaded=ours)
     return int(model_management.get_free_memory(device))
 

@@ -87,12 +87,17 @@ class FIFOQueueWithImageEmbed:
             "keep_frames": BOOLEAN(True, "Return all frames. Off (needs stream_to_disk): only the last frame is "
                                    "returned and memory stays flat however long the video."),
             "guidance_2": GUIDANCE_2(),
+            "frames_per_level": INT(1, 1, 64, "c, latent frames that share each noise level: the queue then needs "
+                                    "f·n / c levels instead of f·n, so a few-step distilled model (a 4-step LoRA: "
+                                    "4 levels) drives FIFO, and each model call moves c frames out. 1 = the paper. "
+                                    "It must divide the window's latent frames (half of them with lookahead); the "
+                                    "base clip then takes f·n / c steps."),
         }, "hidden": HIDDEN}
 
     def generate(self, backbone, conditioning, base_clip, num_frames, window_frames, partitions, lookahead, eta,
                  guidance, seed, window_batch, noise_init=None, image_embeds=None, seed_image_from_base_clip=False,
                  image_scale=1.0, prompt_schedule=None, stream_to_disk=False, filename_prefix="fifo/frames",
-                 keep_frames=True, guidance_2=-1.0):
+                 keep_frames=True, guidance_2=-1.0, frames_per_level=1):
         if not keep_frames and not stream_to_disk:
             raise ValueError("keep_frames is off and stream_to_disk is off: the frames would be lost. Turn one on.")
         model = backbone.ready()
@@ -116,7 +121,7 @@ class FIFOQueueWithImageEmbed:
 
         frames, latents = fifo.long_video(
             model, conditioning, latent, num_frames=num_frames, window_frames=window_frames, partitions=partitions,
-            lookahead=lookahead, eta=eta, guidance=guidance, guidance_2=low_noise_guidance(guidance_2),
+            lookahead=lookahead, frames_per_level=frames_per_level, eta=eta, guidance=guidance, guidance_2=low_noise_guidance(guidance_2),
             generator=generator(seed), window_batch=window_batch, noise_init=noise_init, image_tokens=image_embeds,
             seed_image_from_base_clip=seed_image_from_base_clip, image_scale=image_scale,
             prompt_schedule=tuple(prompt_schedule or ()), stream_to=folder, keep_frames=keep_frames,

@@ -72,14 +72,14 @@ LATENT_ORIGIN = "zeroshot_video_backbone"
 
 def latent_output(backbone, samples) -> dict:
     """A LATENT dict of video latents ``samples`` made by ``backbone``."""
-    return {"samples": samples, LATENT_ORIGIN: latent_origin(backbone)}
+    return {"samples": backbone.latent_to_host(samples), LATENT_ORIGIN: latent_origin(backbone)}
 
 
 def video_latent(backbone, latent: dict, what: str = "The latent", hint: str = ""):
     """The samples of a LATENT input, once ``core.validation.check_video_latent`` accepts them for ``backbone``."""
     samples = latent["samples"]
     check_video_latent(backbone, tuple(samples.shape), latent.get(LATENT_ORIGIN), what, hint)
-    return samples
+    return backbone.latent_from_host(samples)
 
 
 _KINDS = {"INT": ((int,), "an integer"), "FLOAT": ((int, float), "a number"), "BOOLEAN": ((bool,), "true or false"),

@@ -27,7 +27,7 @@ def _valid_values(cls) -> dict:
 def test_the_nodes_that_validate():
     """Every node with a FLOAT or BOOLEAN input, and those with checks of their own."""
     assert set(VALIDATED) == {"T2VSampler", "EncodeAnchorImage", "RewardSelectAnchor", "NIVSDSOptimize",
-                              "LoadWanModelFiles",
+                              "LoadWanModelFiles", "WanModelBackbone",
                               "FIFOQueueWithImageEmbed", "RepeatAndSlideSampler", "T2VConditioningAddImage"}
 
 

@@ -21,6 +21,7 @@ import re
 import torch
 
 from . import vae as wan_vae
+from .experts import expert_guidance, predict_by_expert
 from ...interface import BackboneModules, MemoryProfile, VideoBackbone
 from ...memory_estimate import ACTIVATION_COPIES
 from ...schedule import FlowSchedule
@@ -152,18 +153,9 @@ class WanBackbone(VideoBackbone):
     def _boundary(self) -> float | None:
         return None if self.boundary_ratio is None else self.boundary_ratio * self.schedule.num_train_timesteps
 
-    def _is_high(self, model_t: torch.Tensor) -> torch.Tensor:
-        return model_t >= self._boundary()
-
     def guidance_scale(self, t, like: torch.Tensor, guidance: float, guidance_2: float | None):
-        if self._boundary() is None or guidance_2 is None:
-            return guidance
         model_t = torch.as_tensor(self.schedule.model_timestep(t), dtype=torch.float32)
-        high = self._is_high(model_t)
-        if high.dim() == 0:
-            return guidance if bool(high) else guidance_2
-        scale = torch.where(high, torch.tensor(guidance), torch.tensor(guidance_2)).to(like.device, like.dtype)
-        return scale.view(scale.shape[0], 1, -1, 1, 1) if scale.dim() == 2 else scale.view(-1, 1, 1, 1, 1)
+        return expert_guidance(model_t, self._boundary(), like, guidance, guidance_2)
 
     def _timesteps(self, model_t: torch.Tensor, batch: int, frames: int, tokens_per_frame: int) -> torch.Tensor:
         """``[batch]`` for one level per clip (as WanPipeline passes it), else per token ``[batch, F·tokens]``."""
@@ -194,24 +186,10 @@ class WanBackbone(VideoBackbone):
             out = transformer(hidden_states=sample, timestep=timestep, encoder_hidden_states=text, return_dict=False)[0]
             return out.to(x.dtype)
 
-        if self._boundary() is None:
-            out = run(self.transformer)
-        else:
-            high = self._is_high(model_t)
-            if bool(high.all()):
-                out = run(self.transformer)
-            elif not bool(high.any()):
-                out = run(self.transformer_2)
-            else:  # a window across the boundary: each frame from the expert of its own level
-                mask = (high if high.dim() == 2 else high.reshape(-1, 1).expand(batch, frames))
-                mask = torch.cat([mask] * branches).view(branches * batch, 1, frames, 1, 1).to(x.device)
-                # the expert already on the GPU runs first, so experts taking turns swap once per such call
-                low_first = self.network_swap is not None and self.network_swap.is_resident(self.transformer_2)
-                if low_first:
-                    low_out = run(self.transformer_2)
-                    out = torch.where(mask, run(self.transformer), low_out)
-                else:
-                    out = torch.where(mask, run(self.transformer), run(self.transformer_2))
+        # the expert already on the GPU runs first, so experts taking turns swap once per call across the boundary
+        low_first = self.network_swap is not None and self.network_swap.is_resident(self.transformer_2)
+        out = predict_by_expert(model_t, self._boundary(), frames, branches, lambda: run(self.transformer),
+                                lambda: run(self.transformer_2), low_first)
         return list(out.chunk(branches))
 
     # --- pixels --------------------------------------------------------------------------------------

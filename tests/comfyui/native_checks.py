@@ -1,0 +1,366 @@
+"""Checks of the pack's methods on ComfyUI's own MODEL / VAE, in-process, under ComfyUI's python.
+
+    COMFYUI_DIR=… $COMFYUI_PYTHON tests/comfyui/native_checks.py MODELS_DIR CHECK [CHECK …]
+
+MODELS_DIR holds ``testing.standin_files_native.write_native_files``'s stand-ins; every model is loaded by
+ComfyUI's own loaders (UNETLoader's ``load_diffusion_model``, LoraLoaderModelOnly's ``load_lora_for_models``,
+ModelSamplingSD3, VAELoader's ``comfy.sd.VAE``) and compared with ComfyUI's own sampling (``comfy.sample.sample``,
+what KSampler and KSamplerAdvanced run) on the same noise. The CONDITIONING is random ``[1, L, 4096]`` text
+embeddings, as CLIPTextEncode with UMT5-XXL makes them: the 5.7 B-parameter encoder does not fit a CPU test.
+Each check raises on failure; the script exits 1 then.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from native_harness import import_comfy_and_pack, pack_module
+
+PACK, comfy = import_comfy_and_pack()
+import comfy.model_management as model_management  # noqa: E402
+import comfy.sample  # noqa: E402
+import comfy.sd  # noqa: E402
+import comfy.utils  # noqa: E402
+from comfy_extras.nodes_model_advanced import ModelSamplingSD3  # noqa: E402
+
+files = pack_module("testing.standin_files_native")
+native_nodes = pack_module("nodes.native_nodes")
+t2v = pack_module("core.methods.t2v")
+fifo = pack_module("core.methods.fifo")
+wan_files = pack_module("core.families.wan.files")
+ti2v_zero = pack_module("core.methods.ti2v_zero")
+i4vgen = pack_module("core.methods.i4vgen")
+make_anchor = pack_module("core.methods.anchor").make_anchor
+gradient_image = pack_module("core.methods.anchor").gradient_image
+
+MODELS = Path(sys.argv[1])
+TOLERANCE = 1e-5
+SIZE = dict(frames=5, width=32, height=32)  # 2 latent frames of 4×4 (Wan 2.1's 8× VAE)
+
+
+def unet(name: str, shift: float | None = 5.0, lora: str | None = None):
+    """A MODEL as a user's graph makes it: UNETLoader → LoraLoaderModelOnly → ModelSamplingSD3."""
+    model = comfy.sd.load_diffusion_model(str(MODELS / "diffusion_models" / name))
+    if lora is not None:
+        state = comfy.utils.load_torch_file(str(MODELS / "loras" / lora), safe_load=True)
+        model = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0)[0]
+    if shift is not None:
+        model = ModelSamplingSD3().patch(model, shift)[0]
+    return model
+
+
+_VAES = {}
+
+
+def vae(name: str = files.VAE21_FILE):
+    if name not in _VAES:
+        _VAES[name] = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(MODELS / "vae" / name), safe_load=True))
+    return _VAES[name]
+
+
+def conditioning(seed: int = 1, tokens: int = 12, width: int = 4096):
+    """(positive, negative) CONDITIONING as CLIPTextEncode gives it."""
+    generator = torch.Generator().manual_seed(seed)
+    return ([[torch.randn(1, tokens, width, generator=generator), {}]],
+            [[torch.randn(1, tokens, width, generator=generator), {}]])
+
+
+def backbone(model, vae_object=None, **options):
+    return native_nodes.WanModelBackbone().wrap(model, vae_object or vae(), **options)[0].ready()
+
+
+def empty_latent(channels: int = 16, frames: int = 2, side: int = 4):
+    """What EmptyHunyuanLatentVideo gives (raw zeros)."""
+    return torch.zeros(1, channels, frames, side, side)
+
+
+def ksampler(model, positive, negative, seed: int, steps: int, cfg: float, sampler: str = "euler",
+             latent=None, **advanced):
+    latent = empty_latent() if latent is None else latent
+    noise = comfy.sample.prepare_noise(latent, seed)
+    return comfy.sample.sample(model, noise, steps, cfg, sampler, "simple", positive, negative, latent, seed=seed,
+                               disable_pbar=True, **advanced)
+
+
+def pack_t2v(model_backbone, positive, negative, seed: int, steps: int, guidance: float, **extra):
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    out = t2v.text_to_video(model_backbone, cond, steps=steps, guidance=guidance, generator=t2v.seeded(seed),
+                            **{**SIZE, **extra})
+    return model_backbone.latent_to_host(out)
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max())
+
+
+def close(a, b, what: str, tolerance: float = TOLERANCE) -> None:
+    error = relative(a, b)
+    print(f"  {what}: max relative difference {error:.2e}")
+    assert error <= tolerance, f"{what}: {error:.2e} > {tolerance:g}"
+
+
+# --- the checks ----------------------------------------------------------------------------------------------
+def check_euler_equals_ksampler():
+    """T2V Sampler on a MODEL with shift 5 = KSampler euler/simple with the same seed, with and without CFG."""
+    model = unet(files.WAN21_FILE)
+    positive, negative = conditioning()
+    model_backbone = backbone(model)
+    for cfg in (5.0, 1.0):
+        close(pack_t2v(model_backbone, positive, negative, 3, 4, cfg), ksampler(model, positive, negative, 3, 4, cfg),
+              f"euler, 4 steps, cfg {cfg:g}")
+
+
+def check_lora_changes_output_as_ksampler():
+    """A LoRA changes the pack's output exactly as it changes KSampler's."""
+    positive, negative = conditioning()
+    plain, patched = unet(files.WAN21_FILE), unet(files.WAN21_FILE, lora=files.LORA21_FILE)
+    ours = {name: pack_t2v(backbone(m), positive, negative, 4, 4, 1.0) for name, m in (("plain", plain),
+                                                                                    ("lora", patched))}
+    theirs = {name: ksampler(m, positive, negative, 4, 4, 1.0) for name, m in (("plain", plain), ("lora", patched))}
+    change = relative(theirs["lora"], theirs["plain"])
+    print(f"  the LoRA changes KSampler's output by {change:.2%}")
+    assert change > 1e-3, "the LoRA stand-in does not change the output: the check would prove nothing"
+    close(ours["lora"] - ours["plain"], theirs["lora"] - theirs["plain"], "LoRA's change, pack vs KSampler", 1e-4)
+    close(ours["lora"], theirs["lora"], "with the LoRA")
+
+
+def check_a14b_experts_equal_ksampler_advanced():
+    """Two experts with their LoRAs, shift 5, 4 steps at cfg 1 (ComfyUI's A14B template): the pack's boundary
+    0.875 splits the steps 2 + 2 as the template's two KSamplerAdvanced do."""
+    high = unet(files.A14B_HIGH_FILE, lora=files.LORA_HIGH_FILE)
+    low = unet(files.A14B_LOW_FILE, lora=files.LORA_LOW_FILE)
+    positive, negative = conditioning()
+    first = ksampler(high, positive, negative, 5, 4, 1.0, start_step=0, last_step=2, force_full_denoise=False)
+    second = comfy.sample.sample(low, torch.zeros_like(first), 4, 1.0, "euler", "simple", positive, negative, first,
+                                 start_step=2, last_step=4, force_full_denoise=True, disable_noise=True, seed=5,
+                                 disable_pbar=True)
+    ours = pack_t2v(backbone(high, model_low_noise=low, boundary=0.875), positive, negative, 5, 4, 1.0)
+    close(ours, second, "A14B, 4 steps, experts switched at step 2")
+    only_high = pack_t2v(backbone(high), positive, negative, 5, 4, 1.0)
+    assert relative(only_high, second) > 1e-3, "the low-noise expert made no difference: the check proves nothing"
+
+
+def check_per_frame_levels_reach_the_network():
+    """A call with a level per latent frame equals the Wan network given those timesteps directly."""
+    model = unet(files.WAN21_FILE)
+    model_backbone = backbone(model)
+    positive, _ = conditioning()
+    x = torch.randn(1, 16, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    sigmas = torch.tensor([[0.2, 0.5, 0.9]])
+    cond = model_backbone.conditioning_from_host(positive, positive)
+    ours = model_backbone.predict(x, sigmas, [cond.positive], cond)[0]
+    model_management.load_models_gpu([model])
+    network = model.model.diffusion_model
+    direct = network(x, sigmas * 1000, context=positive[0][0]).float()
+    close(ours, direct, "per-frame levels")
+    uniform = model_backbone.predict(x, torch.tensor([[0.5] * 3]), [cond.positive], cond)[0]
+    assert relative(uniform, ours) > 1e-3, "per-frame levels made no difference"
+
+
+def check_latents_interoperate():
+    """The pack's LATENT decodes with VAEDecode as the pack decodes it, and a KSampler LATENT continues in the
+    pack's T2V Sampler (denoise 0.6)."""
+    model = unet(files.WAN21_FILE)
+    model_backbone = backbone(model)
+    positive, negative = conditioning()
+    ours = pack_t2v(model_backbone, positive, negative, 6, 3, 1.0)
+    close(vae().decode(ours).reshape(-1, 32, 32, 3),
+          model_backbone.decode(model_backbone.latent_from_host(ours)), "VAEDecode of the pack's LATENT")
+    theirs = ksampler(model, positive, negative, 6, 3, 1.0)
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    again = t2v.text_to_video(model_backbone, cond, steps=4, guidance=1.0, generator=t2v.seeded(7),
+                              latent=model_backbone.latent_from_host(theirs), denoise=0.6, **SIZE)
+    assert again.shape == theirs.shape and bool(torch.isfinite(again).all())
+    assert relative(model_backbone.latent_to_host(again), theirs) > 1e-3
+
+
+def check_methods_run():
+    """FIFO (4 distilled steps: frames_per_level 2, streamed to disk), TI2V-Zero (4 steps, cfg 1) and I4VGen's
+    NI-VSDS run on a MODEL with its LoRA, giving the frames asked for."""
+    import tempfile
+    model = unet(files.WAN21_FILE, lora=files.LORA21_FILE)
+    model_backbone = backbone(model)
+    positive, negative = conditioning()
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    window = 13  # 4 latent frames: lookahead writes back 2, one level per 2 frames
+    clip = fifo.base_clip_for(model_backbone, window, 1, True, frames_per_level=2)
+    base = t2v.text_to_video(model_backbone, cond, frames=clip.frames, width=32, height=32, steps=clip.steps,
+                             guidance=1.0, eta=1.0, generator=t2v.seeded(0), grid=clip.grid)
+    with tempfile.TemporaryDirectory() as folder:
+        frames, latents = fifo.long_video(model_backbone, cond, base, num_frames=21, window_frames=window,
+                                          partitions=1, lookahead=True, frames_per_level=2, guidance=1.0,
+                                          generator=t2v.seeded(1), stream_to=Path(folder), keep_frames=False)
+        written = len(list(Path(folder).glob("*.png")))
+        assert written == 21, f"FIFO streamed {written} frames to disk, not 21"
+    print(f"  FIFO: window {window} frames, {clip.steps} levels, 21 frames streamed to disk")
+    anchor = make_anchor(model_backbone, gradient_image(32, 32), 32, 32)
+    video, _ = ti2v_zero.image_to_video(model_backbone, cond, anchor, num_frames=8, model_frames=9, steps=4,
+                                        guidance=1.0, generator=t2v.seeded(0))
+    assert video.shape == (9, 32, 32, 3) and bool(torch.isfinite(video).all())
+    assert torch.equal(video[0], anchor.image[0]), "TI2V-Zero's frame 0 is the image itself"
+    selection = i4vgen.select_anchor(model_backbone, cond, lambda images: images.mean(dim=(1, 2, 3)).tolist(),
+                                     frames=9, width=32, height=32, steps=4, guidance=1.0, num_candidates=2,
+                                     generator=t2v.seeded(0))
+    moved = i4vgen.animate_anchor(model_backbone, cond, selection.anchor, steps=4, guidance=1.0, p=0.5,
+                                  step_sizes="1", generator=t2v.seeded(0, t2v.NIVSDS_STREAM))
+    assert moved.shape == selection.anchor.shape and not torch.equal(moved, selection.anchor)
+    print(f"  TI2V-Zero video {tuple(video.shape)}, I4VGen anchor {tuple(moved.shape)}")
+
+
+def own_backbone(schedule):
+    """The pack's own Wan backbone (LoadWanModelFiles' loader) from the same files, on ``schedule``'s grid (the
+    MODEL's shift and ComfyUI's scheduler), so that the two differ only in who runs the network and the VAE."""
+    own = wan_files.load_wan_files(MODELS / "diffusion_models" / files.WAN21_FILE,
+                                   MODELS / "text_encoders" / files.UMT5_FILE, MODELS / "vae" / files.VAE21_FILE,
+                                   torch.float32)
+    own.schedule = schedule
+    return own
+
+
+def check_methods_equal_the_packs_own_backbone():
+    """Each method on the native MODEL = the same method on the pack's own Wan backbone loaded from the same file."""
+    model_backbone = backbone(unet(files.WAN21_FILE))
+    own = own_backbone(model_backbone.schedule)
+    positive, negative = conditioning()
+    cond = model_backbone.conditioning_from_host(positive, negative)
+
+    def plain(b):
+        return t2v.text_to_video(b, cond, frames=9, width=32, height=32, steps=4, guidance=5.0,
+                                 generator=t2v.seeded(2))
+
+    def long(b):
+        clip = fifo.base_clip_for(b, 13, 1, True, frames_per_level=2)
+        base = t2v.text_to_video(b, cond, frames=clip.frames, width=32, height=32, steps=clip.steps, guidance=5.0,
+                                 eta=1.0, generator=t2v.seeded(0), grid=clip.grid)
+        return fifo.long_video(b, cond, base, num_frames=17, window_frames=13, partitions=1, lookahead=True,
+                               frames_per_level=2, guidance=5.0, generator=t2v.seeded(1))[1]
+
+    def image_to_video(b):
+        anchor = make_anchor(b, gradient_image(32, 32), 32, 32)
+        return ti2v_zero.image_to_video(b, cond, anchor, num_frames=8, model_frames=9, steps=4, guidance=5.0,
+                                        generator=t2v.seeded(0))[1]
+
+    def i4vgen_stages(b):
+        selection = i4vgen.select_anchor(b, cond, lambda images: images.mean(dim=(1, 2, 3)).tolist(), frames=9,
+                                         width=32, height=32, steps=3, guidance=5.0, num_candidates=2,
+                                         generator=t2v.seeded(0))
+        return i4vgen.animate_anchor(b, cond, selection.anchor, steps=3, guidance=5.0, p=0.5, step_sizes="1",
+                                     generator=t2v.seeded(0, t2v.NIVSDS_STREAM))
+
+    for name, run in (("T2V euler", plain), ("FIFO, frames_per_level 2", long), ("TI2V-Zero", image_to_video),
+                      ("I4VGen NI-VSDS", i4vgen_stages)):
+        close(run(model_backbone), run(own), name)
+
+
+def refused(run, *fragments: str) -> str:
+    """The ValueError ``run()`` raises, checked to name each fragment."""
+    try:
+        run()
+    except ValueError as error:
+        message = str(error)
+        missing = [fragment for fragment in fragments if fragment not in message]
+        assert not missing, f"the message does not name {missing}: {message}"
+        print(f"  refused: {message[:160]}")
+        return message
+    raise AssertionError(f"not refused (expected a message naming {fragments})")
+
+
+def image_to_video_wan():
+    """A Wan image-to-video MODEL (36 input channels: noise, mask and image latents), as UNETLoader loads one."""
+    from diffusers import WanTransformer3DModel
+    torch.manual_seed(0)
+    network = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=1, attention_head_dim=128,
+                                    in_channels=36, out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=256,
+                                    num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads")
+    state = pack_module("testing.standin_files_wan").wan_transformer_to_comfy(network, files.PREFIX)
+    return comfy.sd.load_diffusion_model_state_dict(state)
+
+
+def check_bad_input_is_refused_naming_what_to_change():
+    model = unet(files.WAN21_FILE)
+    refused(lambda: backbone(model, vae(files.VAE22_FILE)), "48 channels", "16", "wan_2.1_vae")
+    refused(lambda: backbone(unet(files.TI2V_FILE)), "16 channels", "48", "wan2.2_vae")
+    refused(lambda: backbone(image_to_video_wan()), "image-to-video", "wan2.1_t2v")
+    refused(lambda: backbone(model, model_low_noise=unet(files.TI2V_FILE)), "model_low_noise", "A14B")
+    model_backbone = backbone(model)
+    refused(lambda: model_backbone.conditioning_from_host(*conditioning(width=768)), "768", "4096", "umt5")
+    positive, negative = conditioning()
+    refused(lambda: model_backbone.conditioning_from_host(positive + negative, negative), "2 entries")
+    refused(lambda: model_backbone.embed_text("a cat"), "CLIP", "CLIPTextEncode")
+    sampler = pack_module("nodes.t2v_nodes").T2VSampler()
+    handle = native_nodes.WanModelBackbone().wrap(model, vae())[0]
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    refused(lambda: sampler.sample(handle, cond, 5, 32, 32, 2, 1.0, 0.0, 0, latent={"samples": torch.zeros(
+        1, 48, 2, 2, 2)}), "48", "16")
+    refused(lambda: sampler.sample(handle, cond, 6, 32, 32, 2, 1.0, 0.0, 0), "4k+1", "use 5 or 9")
+    refused(lambda: sampler.sample(handle, cond, 5, 40, 32, 2, 1.0, 0.0, 0), "multiples of 16")
+
+
+def check_an_interrupt_stops_a_model_call_within_2_s():
+    """ComfyUI's interrupt, raised while one long native model call runs, stops it within 2 s."""
+    model_backbone = backbone(unet(files.WAN21_FILE))
+    positive, negative = conditioning()
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    glue = pack_module("nodes.comfy_glue")
+    x = torch.randn(1, 16, 21, 48, 48)  # one call: 21 × 24 × 24 = 12 096 tokens of full attention per block
+    start = time.monotonic()
+    denoiser = glue.host().denoiser(model_backbone, 5.0, None)
+    denoiser(x[:, :, :1, :8, :8], 0.5, cond)  # warm: the model is loaded
+    one_call = time.monotonic()
+    try:
+        denoiser.check = None
+        denoiser(x[:, :, :2], 0.5, cond)
+    finally:
+        denoiser.check = glue.check_interrupt
+    print(f"  a 2-frame call takes {time.monotonic() - one_call:.2f} s")
+    timer = threading.Timer(0.5, model_management.interrupt_current_processing, (True,))
+    timer.start()
+    start = time.monotonic()
+    try:
+        denoiser(x, 0.5, cond)
+        raise AssertionError("the call ran to its end: the interrupt was not answered")
+    except model_management.InterruptProcessingException:
+        stopped = time.monotonic() - start - 0.5
+    finally:
+        model_management.interrupt_current_processing(False)
+    print(f"  stopped {stopped:.2f} s after the interrupt")
+    assert stopped < 2.0, f"the interrupt took {stopped:.2f} s"
+
+
+def check_ti2v_5b_equals_ksampler():
+    """Wan 2.2 TI2V-5B (48 channels, its own VAE): T2V euler = KSampler's, and the latent decodes with VAEDecode."""
+    model = unet(files.TI2V_FILE, shift=8.0)
+    model_backbone = backbone(model, vae(files.VAE22_FILE))
+    positive, negative = conditioning()
+    latent = empty_latent(48, 2, 2)
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    ours = model_backbone.latent_to_host(t2v.text_to_video(model_backbone, cond, frames=5, width=32, height=32,
+                                                           steps=4, guidance=5.0, generator=t2v.seeded(3)))
+    close(ours, ksampler(model, positive, negative, 3, 4, 5.0, latent=latent), "TI2V-5B euler, 4 steps, cfg 5")
+
+
+CHECKS = {name[len("check_"):]: function for name, function in globals().items() if name.startswith("check_")}
+
+
+def main(names: list[str]) -> int:
+    failed = 0
+    for name in names:
+        start = time.monotonic()
+        print(f"{name}:")
+        try:
+            CHECKS[name]()
+            print(f"  passed in {time.monotonic() - start:.1f} s")
+        except Exception:  # every failure is reported, then the script fails
+            traceback.print_exc()
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    with torch.inference_mode():  # as ComfyUI runs its nodes
+        sys.exit(main(sys.argv[2:] or list(CHECKS)))
