@@ -37,6 +37,7 @@ from ..core.methods.host import Host
 from ..core.methods.reward import load_reward_model
 from ..core.methods.strategies import NoiseInit, Resample
 from ..core.methods.t2v import FROM_LATENT_STREAM, NIVSDS_STREAM, seeded
+from ..core.solvers import SAMPLERS
 from ..core.validation import check_size
 from ..core.video_io import write_video
 from ..testing import standin_models, standins
@@ -65,7 +66,7 @@ RANGES = {
 }
 # Flags that only some methods read: given to another method they are refused, not silently ignored.
 USED_BY = {
-    "steps": ("t2v", "ti2v-zero", "i4vgen"), "eta": ("t2v", "i4vgen"),
+    "steps": ("t2v", "ti2v-zero", "i4vgen"), "eta": ("t2v", "i4vgen"), "sampler": ("t2v", "i4vgen"),
     **dict.fromkeys(("image", "model_frames", "resample", "no_inversion", "latent_queue"), ("ti2v-zero",)),
     **dict.fromkeys(("reward_model", "candidates", "p", "step_sizes", "p_re"), ("i4vgen",)),
     **dict.fromkeys(("window_frames", "partitions", "window_batch", "no_lookahead", "fifo_eta", "frames_dir",
@@ -141,7 +142,7 @@ def _progress(backbone, what: str = "evaluation"):
 def _t2v(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     latent = t2v.text_to_video(backbone, cond, frames=args.frames, width=args.width, height=args.height,
                                steps=args.steps, guidance=args.guidance, eta=args.eta, generator=seeded(args.seed),
-                               host=HOST, on_step=_progress(backbone))
+                               sampler=args.sampler, host=HOST, on_step=_progress(backbone))
     STATUS.end()
     return backbone.decode(latent, free_memory=device_free_memory)
 
@@ -194,7 +195,7 @@ def _i4vgen(args, backbone, cond, made: FramesSoFar) -> torch.Tensor:
     latent = t2v.text_to_video(backbone, cond, frames=args.frames, width=args.width, height=args.height,
                                steps=args.steps, guidance=args.guidance, eta=args.eta,
                                generator=seeded(args.seed, FROM_LATENT_STREAM), latent=moved, denoise=args.p_re,
-                               host=HOST, on_step=_progress(backbone, "regeneration"))
+                               sampler=args.sampler, host=HOST, on_step=_progress(backbone, "regeneration"))
     STATUS.end()
     return backbone.decode(latent, free_memory=device_free_memory)
 
@@ -421,6 +422,8 @@ def _check_args(args) -> None:
         _core_check(fifo.check_window_request, args.window_frames, args.partitions)
     if args.method == "i4vgen":
         _core_check(i4vgen.parse_step_sizes, args.step_sizes)
+    if args.sampler != "euler" and args.eta > 0:
+        raise UsageError(f"--sampler {args.sampler} is deterministic: --eta applies to --sampler euler only.")
     args.device = _device(args.device)
     _check_model_paths(args)
     _check_inputs(args)
@@ -583,6 +586,9 @@ def _demo_arguments(d: argparse.ArgumentParser) -> argparse.ArgumentParser:
     ranged(d, "--steps", int, 10, "DDIM steps (t2v, i4vgen; ti2v-zero: per new frame)")
     ranged(d, "--guidance", float, 9.0, "classifier-free guidance scale")
     ranged(d, "--eta", float, 0.0, "DDIM stochasticity, 0 deterministic (t2v, i4vgen)")
+    d.add_argument("--sampler", choices=list(SAMPLERS), default="euler",
+                   help="plain sampling's solver (t2v, i4vgen's regeneration): euler (DDIM on ModelScope / "
+                        "AnimateDiff) or uni_pc (the model's own diffusers UniPC)")
     ranged(d, "--seed", int, 0, "random seed")
     ranged(d, "--fps", int, 8, "frames per second of the file")
     d.add_argument("--dtype", choices=["auto", "fp16", "bf16", "fp32"], default="auto",

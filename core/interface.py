@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .solvers import SolverRun, check_sampler, diffusers_unipc
+
 
 class BackboneModules(nn.Module):
     """Plain module holder, so a model manager can move the diffusers parts as one unit."""
@@ -196,6 +198,18 @@ class VideoBackbone(abc.ABC):
         return {name: module for name, module in held.items() if name in self.network_names}
 
     network_names: tuple[str, ...] = ()
+
+    solver_config: dict | None = None
+    """The backbone's own diffusers scheduler configuration, which ``uni_pc`` runs with (a Wan folder's: UniPC on
+    flow sigmas with its shift; an ε-model's: its DDIM table)."""
+
+    def solver(self, name: str, steps: int, strength: float = 1.0) -> SolverRun:
+        """A multistep solver's run of ``steps`` (``strength`` < 1: its last part, SDEdit-style) for plain sampling;
+        ``euler`` is the pack's own loop and never asked for here."""
+        check_sampler(name)
+        if name != "uni_pc" or self.solver_config is None:
+            raise ValueError(f"sampler {name} is not available on '{self.name}': use euler.")
+        return diffusers_unipc(self.solver_config, self.schedule, steps, strength)
 
     # --- pixels -----------------------------------------------------------------------------------------
     @abc.abstractmethod

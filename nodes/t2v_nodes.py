@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..core.methods.t2v import FROM_LATENT_STREAM, GRIDS, text_to_video
+from ..core.solvers import SAMPLERS
 from ..core.validation import check_size
 from . import comfy_glue as glue
 from .inputs import (COMBO, FLOAT, GUIDANCE_2, INT, LINK, SEED, generator, latent_output, low_noise_guidance,
@@ -13,7 +14,7 @@ MAX_SIDE = 4096
 
 @validates(check_size)
 class T2VSampler:
-    DESCRIPTION = ("Plain fixed-length text-to-video DDIM sampling. From noise (seed), or, with a latent connected, "
+    DESCRIPTION = ("Plain fixed-length text-to-video sampling (euler / DDIM, or uni_pc). From noise (seed), or, with a latent connected, "
                    "SDEdit-style from that latent with a denoise strength: min(int(steps·denoise), steps) steps from "
                    "the matching noise level (denoise 1 starts at the first grid step, not from pure noise; "
                    "denoise 0 returns the latent unchanged). The baseline, FIFO's base clip and I4VGen's "
@@ -34,7 +35,8 @@ class T2VSampler:
                                             "AnimateDiff 512). Ignored when a latent is connected.", step=8),
             "height": INT(256, 64, MAX_SIDE, "Height in pixels, a multiple of 8. Ignored when a latent is connected.",
                           step=8),
-            "steps": INT(25, 1, 999, "DDIM steps over the backbone's own timestep grid."),
+            "steps": INT(25, 1, 999, "Sampling steps over the backbone's own timestep grid (a Wan MODEL: its "
+                                     "scheduler's)."),
             "guidance": FLOAT(9.0, 0.0, 50.0, "Classifier-free guidance scale (1 = prompt only, no negative branch)."
                               , step=0.1),
             "eta": FLOAT(0.0, 0.0, 1.0, "DDIM stochasticity: 0 deterministic DDIM, 1 DDPM-like."),
@@ -49,17 +51,23 @@ class T2VSampler:
                           "window_frames × partitions for a FIFOQueueWithImageEmbed base clip (steps − 1 model calls: "
                           "that code's last step changes nothing).", "backbone"),
             "guidance_2": GUIDANCE_2(),
+            "sampler": COMBO(list(SAMPLERS), "euler: the pack's own steps (DDIM on ModelScope / AnimateDiff, Euler "
+                             "on Wan; the only one with eta and the fifo grid). uni_pc: the multistep solver Wan's "
+                             "own code and ComfyUI's Wan templates use, good in fewer steps: on a Wan MODEL it is "
+                             "KSampler's uni_pc on your scheduler's levels, on the pack's own backbones diffusers' "
+                             "UniPC as the model folder configures it.", "euler"),
         }}
 
     def sample(self, backbone, conditioning, frames, width, height, steps, guidance, eta, seed, latent=None,
-               denoise=1.0, grid="backbone", guidance_2=-1.0):
+               denoise=1.0, grid="backbone", guidance_2=-1.0, sampler="euler"):
         model = backbone.ready()
         init = None if latent is None else video_latent(model, latent)
         progress = glue.Progress(steps)
         out = text_to_video(model, conditioning, frames=frames, width=width, height=height, steps=steps,
                             guidance=guidance, guidance_2=low_noise_guidance(guidance_2), eta=eta,
                             generator=generator(seed, None if latent is None else FROM_LATENT_STREAM), latent=init,
-                            denoise=denoise, grid=grid, host=glue.host(), on_step=lambda i, n, x: progress.update(i))
+                            denoise=denoise, grid=grid, sampler=sampler, host=glue.host(),
+                            on_step=lambda i, n, x: progress.update(i))
         return (latent_output(model, out),)
 
 

@@ -15,6 +15,7 @@ from zeroshot_video import client
 from zeroshot_video.cli import commands
 from zeroshot_video.testing import standin_files_sd15 as sd15_files
 from zeroshot_video.testing import standin_files_wan as wan_files
+from zeroshot_video.testing import standin_models
 from zeroshot_video.cli.commands import main
 from zeroshot_video.core.denoiser import Denoiser
 
@@ -125,6 +126,22 @@ def _nothing_loaded(out):
     assert "RANDOMLY" not in out  # the stand-in backbone was never written or loaded
 
 
+@pytest.mark.parametrize("method", ["t2v", "i4vgen"])
+def test_uni_pc_samples_on_wan(models_dir, tmp_path, capsys, method):
+    """--sampler uni_pc on the Wan 2.1 folder stand-in writes the frames asked for, other frames than euler's."""
+    import numpy as np
+    model = models_dir / "diffusers" / standin_models.WAN21
+    frames = {}
+    for sampler in ("euler", "uni_pc"):
+        out = tmp_path / f"{sampler}.webp"
+        assert main(["demo", "--method", method, "--model", str(model), "--frames", "5", "--width", "32",
+                     "--height", "32", "--steps", "3", "--sampler", sampler, "--out", str(out)]) == 0
+        with Image.open(out) as image:
+            assert image.n_frames == 5 and image.size == (32, 32)
+            frames[sampler] = np.asarray(image.convert("RGB"))
+    assert not np.array_equal(frames["euler"], frames["uni_pc"])
+
+
 @pytest.mark.parametrize("argv, needles", [
     (["--steps", "0"], ["--steps 0", "1..999"]),
     (["--method", "i4vgen", "--steps", "0"], ["--steps 0"]),
@@ -136,6 +153,8 @@ def _nothing_loaded(out):
     (["--device", "gpu"], ["--device gpu"]),
     (["--method", "t2v", "--image", "x.png"], ["--image", "ti2v-zero"]),
     (["--method", "fifo", "--steps", "25"], ["--steps", "not fifo"]),
+    (["--method", "fifo", "--sampler", "uni_pc"], ["--sampler", "not fifo"]),
+    (["--sampler", "uni_pc", "--eta", "0.5"], ["--sampler uni_pc", "--eta"]),
 ])
 def test_bad_values_are_refused_before_anything_is_loaded(argv, needles, tmp_path, capsys):
     out, _ = _fails(["demo", *argv, "--out", str(tmp_path / "x.webp")], capsys, *needles)

@@ -18,9 +18,9 @@ def backbone(unet_backbone):
 PROMPT = "the cat on the mat"
 
 
-def _reference_pipeline(backbone):
+def _reference_pipeline(backbone, scheduler=None):
     parts = dict(vae=backbone.vae, text_encoder=backbone.text_encoder, tokenizer=backbone.tokenizer,
-                 unet=backbone.unet, scheduler=backbone.scheduler)
+                 unet=backbone.unet, scheduler=scheduler or backbone.scheduler)
     if backbone.family == "animatediff":
         return AnimateDiffPipeline(motion_adapter=None, **parts)
     diffusers = pytest.importorskip("diffusers")
@@ -41,6 +41,40 @@ def test_reproduces_diffusers_pipeline(backbone, steps, guidance):
                guidance_scale=guidance, latents=noise.clone(), output_type="latent")
     reference = torch.as_tensor(out.frames if hasattr(out, "frames") else out[0])
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("guidance", [7.5, 1.0])
+def test_uni_pc_is_diffusers_unipc_on_the_backbones_table(backbone, guidance):
+    """sampler uni_pc = the pipeline with diffusers' UniPCMultistepScheduler made from the backbone's own
+    scheduler configuration (its ᾱ table and timestep spacing), on the same noise."""
+    from diffusers import UniPCMultistepScheduler
+    from zeroshot_video.core.methods.t2v import text_to_video
+    cond = encode_text(backbone, PROMPT, "ugly")
+    ours = text_to_video(backbone, cond, frames=8, width=64, height=64, steps=5, guidance=guidance,
+                         generator=torch.Generator().manual_seed(3), sampler="uni_pc")
+    pipe = _reference_pipeline(backbone, UniPCMultistepScheduler.from_config(backbone.solver_config))
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(prompt=PROMPT, negative_prompt="ugly", num_frames=8, height=64, width=64, num_inference_steps=5,
+               guidance_scale=guidance, latents=noise_like((1, 4, 8, 8, 8), torch.Generator().manual_seed(3)),
+               output_type="latent")
+    reference = torch.as_tensor(out.frames if hasattr(out, "frames") else out[0])
+    assert float((ours - reference).abs().max() / reference.abs().max()) <= 1e-5
+    ddim = text_to_video(backbone, cond, frames=8, width=64, height=64, steps=5, guidance=guidance,
+                         generator=torch.Generator().manual_seed(3))
+    assert float((ours - ddim).abs().max()) > 1e-3, "uni_pc ran as DDIM"
+
+
+def test_uni_pc_refuses_euler_only_settings(backbone):
+    from zeroshot_video.core.methods.t2v import text_to_video
+    cond = encode_text(backbone, PROMPT)
+    for extra in ({"grid": "fifo"}, {"eta": 0.5}):
+        with pytest.raises(ValueError, match="sampler uni_pc runs the backbone's own grid"):
+            text_to_video(backbone, cond, frames=4, width=64, height=64, steps=2, guidance=1.0,
+                          generator=torch.Generator(), sampler="uni_pc", **extra)
+    with pytest.raises(ValueError, match="sampler must be one of euler, uni_pc"):
+        text_to_video(backbone, cond, frames=4, width=64, height=64, steps=2, guidance=1.0,
+                      generator=torch.Generator(), sampler="heun")
 
 
 def _run(handle, cond, seed=0, **kw):

@@ -4,13 +4,13 @@ The stand-ins are tiny random Wan folders under the public names, loaded through
 """
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, WanPipeline
+from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, WanPipeline
 
 from zeroshot_video.testing import standin_models
 from zeroshot_video.core.conditioning import encode_text
 from zeroshot_video.core.denoiser import Denoiser
 from zeroshot_video.core.schedule import FlowSchedule
-from zeroshot_video.core.methods.t2v import noise_like, sample_t2v
+from zeroshot_video.core.methods.t2v import noise_like, sample_t2v, text_to_video
 from zeroshot_video.core.families.wan.backbone import OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
 
 PROMPT = "a red panda in a bamboo forest"
@@ -57,6 +57,33 @@ def test_t2v_sampler_reproduces_wan_pipeline(wan, guidance):
                      num_frames=9, num_inference_steps=steps, guidance_scale=guidance, latents=noise.clone(),
                      output_type="latent", **extra).frames
     torch.testing.assert_close(ours, torch.as_tensor(reference), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("guidance", [5.0, 1.0])
+def test_uni_pc_is_wan_pipelines_own_scheduler(wan, guidance):
+    """T2V with sampler uni_pc = WanPipeline with the folder's own UniPCMultistepScheduler (flow sigmas, the
+    model's shift), on the same noise, both experts on A14B."""
+    name, backbone = wan
+    size = SIZES[name]
+    cond = encode_text(backbone, PROMPT, "blurry")
+    guidance_2 = 3.0 if name == standin_models.WAN22_A14B and guidance != 1.0 else None
+    ours = text_to_video(backbone, cond, frames=9, width=size, height=size, steps=5, guidance=guidance,
+                         guidance_2=guidance_2, generator=torch.Generator().manual_seed(3), sampler="uni_pc")
+    noise = noise_like(backbone.latent_shape(9, size, size), torch.Generator().manual_seed(3))
+    scheduler = UniPCMultistepScheduler.from_config(backbone.solver_config)
+    assert scheduler.config.use_flow_sigmas and scheduler.config.flow_shift == backbone.schedule.shift
+    pipe = WanPipeline(tokenizer=backbone.tokenizer, text_encoder=backbone.text_encoder, vae=backbone.vae,
+                       transformer=backbone.transformer, transformer_2=backbone.transformer_2, scheduler=scheduler,
+                       boundary_ratio=backbone.boundary_ratio, expand_timesteps=backbone.expand_timesteps)
+    pipe.set_progress_bar_config(disable=True)
+    extra = {"guidance_scale_2": guidance_2} if guidance_2 is not None else {}
+    reference = torch.as_tensor(pipe(prompt_embeds=cond.positive, negative_prompt_embeds=cond.negative, height=size,
+                                     width=size, num_frames=9, num_inference_steps=5, guidance_scale=guidance,
+                                     latents=noise.clone(), output_type="latent", **extra).frames)
+    assert float((ours - reference).abs().max() / reference.abs().max()) <= 1e-5
+    euler = text_to_video(backbone, cond, frames=9, width=size, height=size, steps=5, guidance=guidance,
+                          guidance_2=guidance_2, generator=torch.Generator().manual_seed(3))
+    assert float((ours - euler).abs().max()) > 1e-3, "uni_pc ran as Euler"
 
 
 def test_text_is_padded_to_512_rows_with_the_official_negative_default(wan):

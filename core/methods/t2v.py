@@ -1,4 +1,5 @@
-"""Plain fixed-length text-to-video DDIM sampling: the baseline, FIFO's base clip, I4VGen's regeneration."""
+"""Plain fixed-length text-to-video sampling (Euler/DDIM, or a multistep solver such as uni_pc): the baseline,
+FIFO's base clip, I4VGen's regeneration."""
 from __future__ import annotations
 
 import hashlib
@@ -7,6 +8,7 @@ from typing import Callable
 import torch
 
 from ..schedule import Schedule
+from ..solvers import SolverRun, check_sampler
 from ..validation import check_frames, check_latent_frames, check_size, check_steps
 from .host import Host
 
@@ -77,17 +79,36 @@ def sample_t2v(denoiser: Callable, schedule: Schedule, cond, noise: torch.Tensor
     return x
 
 
+def sample_with_solver(denoiser: Callable, solver: SolverRun, schedule: Schedule, cond, noise: torch.Tensor, *,
+                       init_latent: torch.Tensor | None = None,
+                       on_step: Callable[[int, int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """A multistep solver's run (``backbone.solver``) over the Denoiser: from ``noise``, or SDEdit-style from
+    ``init_latent`` forward-noised to the run's first level (no steps: the latent unchanged)."""
+    if init_latent is None:
+        x = noise
+    elif solver.calls == 0:
+        return init_latent.clone()
+    else:
+        x = schedule.q_sample(init_latent, solver.start, noise.to(init_latent.device))
+    return solver.run(x, lambda latent, level: denoiser(latent, level, cond), on_step)
+
+
 def text_to_video(backbone, cond, *, frames: int, width: int, height: int, steps: int, guidance: float,
                   guidance_2: float | None = None, eta: float = 0.0, generator: torch.Generator,
                   latent: torch.Tensor | None = None, denoise: float = 1.0, grid: str = "backbone",
+                  sampler: str = "euler",
                   host: Host = Host(), on_step: Callable[[int, int, torch.Tensor], None] | None = None
                   ) -> torch.Tensor:
     """Plain sampling of a ``frames``-frame (video frames) ``width`` × ``height`` clip, or SDEdit-style from a
     video ``latent`` (then its own shape) with strength ``denoise``; the latent on ``host.out_device``. The entry
     point of T2VSampler, FIFO's base clip, I4VGen's regeneration and the command line's ``t2v``."""
     check_steps(steps)
+    check_sampler(sampler)
     if not 0.0 <= denoise <= 1.0:
         raise ValueError(f"denoise must be within [0, 1], got {denoise}")
+    if sampler != "euler" and (grid != "backbone" or eta > 0):
+        raise ValueError(f"sampler {sampler} runs the backbone's own grid, deterministically: set grid to backbone "
+                         "and eta to 0, or use sampler euler (FIFO's base-clip grid and eta are Euler's).")
     if latent is not None:
         check_latent_frames(backbone, latent.shape[2])
         shape, latent = tuple(latent.shape), latent.to(backbone.device, torch.float32)
@@ -98,6 +119,10 @@ def text_to_video(backbone, cond, *, frames: int, width: int, height: int, steps
     denoiser = host.denoiser(backbone, guidance, guidance_2)
     denoiser.check_fits(shape)
     noise = noise_like(shape, generator).to(backbone.device)
-    out = sample_t2v(denoiser, backbone.schedule, cond, noise, steps, generator=generator, eta=eta,
-                     init_latent=latent, strength=denoise, grid=grid, on_step=on_step)
+    if sampler == "euler":
+        out = sample_t2v(denoiser, backbone.schedule, cond, noise, steps, generator=generator, eta=eta,
+                         init_latent=latent, strength=denoise, grid=grid, on_step=on_step)
+    else:
+        out = sample_with_solver(denoiser, backbone.solver(sampler, steps, denoise), backbone.schedule, cond, noise,
+                                 init_latent=latent, on_step=on_step)
     return out.to(host.out_device)

@@ -25,8 +25,10 @@ from ...core.conditioning import Conditioning
 from ...core.families.wan.backbone import NATIVE_VIDEO_FRAMES, OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
 from ...core.interface import BackboneModules, MemoryProfile, VideoBackbone
 from ...core.memory_estimate import ACTIVATION_COPIES
+from ...core.solvers import check_sampler
 from .model_call import is_loaded, predict_velocity
 from .schedule import NativeFlowSchedule
+from .solver import comfy_solver
 from .vae import ComfyVideoVAE
 
 PATCH = 2  # Wan's 2×2 spatial patch
@@ -228,6 +230,11 @@ class NativeWanBackbone(VideoBackbone):
             lambda: predict_velocity(self.patcher, x, t, texts, self.schedule),
             lambda: predict_velocity(self.patcher_2, x, t, texts, self.schedule), low_first)
         return list(out.to(x.dtype).chunk(len(texts)))
+
+    def solver(self, name: str, steps: int, strength: float = 1.0):
+        """KSampler's own sampler ``name`` on this MODEL's grid (``solver.comfy_solver``)."""
+        check_sampler(name)
+        return comfy_solver(self.patcher, self.schedule, name, steps, strength)
 
     # --- pixels --------------------------------------------------------------------------------------
     def encode(self, pixels: torch.Tensor, chunk: int | None = None, check=None) -> torch.Tensor:

@@ -115,6 +115,19 @@ def check_euler_equals_ksampler():
               f"euler, 4 steps, cfg {cfg:g}")
 
 
+def check_uni_pc_equals_ksamplers():
+    """T2V Sampler with uni_pc on a MODEL with shift 8 = KSampler uni_pc/simple (ComfyUI's Wan 2.1 template)."""
+    model = unet(files.WAN21_FILE, shift=8.0)
+    positive, negative = conditioning()
+    model_backbone = backbone(model)
+    for steps, cfg in ((6, 6.0), (4, 1.0)):
+        ours = pack_t2v(model_backbone, positive, negative, 3, steps, cfg, sampler="uni_pc")
+        theirs = ksampler(model, positive, negative, 3, steps, cfg, sampler="uni_pc")
+        close(ours, theirs, f"uni_pc, {steps} steps, cfg {cfg:g}")
+        euler = pack_t2v(model_backbone, positive, negative, 3, steps, cfg)
+        assert relative(euler, theirs) > 1e-4, "uni_pc ran as euler"
+
+
 def check_lora_changes_output_as_ksampler():
     """A LoRA changes the pack's output exactly as it changes KSampler's."""
     positive, negative = conditioning()

@@ -56,6 +56,7 @@ class UNetBackbone(VideoBackbone):
         from ...schedule import Schedule
         from . import per_frame_timesteps
         self.schedule = Schedule.from_scheduler(self.scheduler)
+        self.solver_config = dict(self.scheduler.config)  # uni_pc on the same ᾱ table and timestep spacing
         self.modules = BackboneModules(unet=self.unet, vae=self.vae, text_encoder=self.text_encoder,
                                        image_encoder=self.image_encoder)
         self.modules.eval().requires_grad_(False)

@@ -32,6 +32,9 @@ OFFICIAL_NEGATIVE_PROMPT = (
     "杂乱的背景，三条腿，背景人很多，倒着走")
 """Wan's own default negative prompt (its shared config's ``sample_neg_prompt``); diffusers defaults to ""."""
 TEXT_LENGTH = 512
+WAN_SOLVER = {"_class_name": "UniPCMultistepScheduler", "prediction_type": "flow_prediction",
+              "use_flow_sigmas": True}
+"""Wan's official sampler, what its diffusers folders ship (with the model's shift)."""
 NATIVE_VIDEO_FRAMES = {16: 81, 48: 121}
 """Video frames one call was trained on, by latent channels: Wan 2.1 / A14B 81 (16 fps), TI2V-5B 121 (24 fps)."""
 
@@ -50,12 +53,15 @@ class WanBackbone(VideoBackbone):
 
     def __init__(self, name: str, transformer, vae, text_encoder, tokenizer, schedule: FlowSchedule,
                  dtype: torch.dtype, transformer_2=None, boundary_ratio: float | None = None,
-                 expand_timesteps: bool = False):
+                 expand_timesteps: bool = False, scheduler_config: dict | None = None):
         self.name, self.transformer, self.transformer_2 = name, transformer, transformer_2
         self.vae, self.text_encoder, self.tokenizer = vae, text_encoder, tokenizer
         self.schedule, self.dtype, self.device = schedule, dtype, torch.device("cpu")
         self.boundary_ratio = boundary_ratio if transformer_2 is not None else None
         self.expand_timesteps = expand_timesteps
+        # uni_pc: the folder's own scheduler (UniPC on flow sigmas), else Wan's official one with this shift
+        self.solver_config = scheduler_config or {**WAN_SOLVER, "flow_shift": schedule.shift,
+                                                  "num_train_timesteps": schedule.num_train_timesteps}
         self.default_negative_prompt = OFFICIAL_NEGATIVE_PROMPT
         # UMT5-XXL (10.6 GiB in bf16) is not part of what the memory manager keeps on the GPU: it goes there only
         # to encode prompts and leaves right after (embed_text), through ``text_encoder_host`` where a host's

@@ -51,4 +51,5 @@ def load_wan(model_dir: Path, dtype: torch.dtype) -> WanBackbone:
                        FlowSchedule(shift=float(shift), num_train_timesteps=int(
                            scheduler_config.get("num_train_timesteps", 1000))),
                        dtype, transformer_2=transformer_2, boundary_ratio=index.get("boundary_ratio"),
-                       expand_timesteps=bool(index.get("expand_timesteps", False)))
+                       expand_timesteps=bool(index.get("expand_timesteps", False)),
+                       scheduler_config=scheduler_config if scheduler_config.get("use_flow_sigmas") else None)
