@@ -23,6 +23,7 @@ from native_harness import import_comfy_and_pack, pack_module
 
 PACK, comfy = import_comfy_and_pack()
 import comfy.model_management as model_management  # noqa: E402
+import comfy.patcher_extension  # noqa: E402
 import comfy.sample  # noqa: E402
 import comfy.sd  # noqa: E402
 import comfy.utils  # noqa: E402
@@ -190,6 +191,48 @@ def check_latents_interoperate():
                               latent=model_backbone.latent_from_host(theirs), denoise=0.6, **SIZE)
     assert again.shape == theirs.shape and bool(torch.isfinite(again).all())
     assert relative(model_backbone.latent_to_host(again), theirs) > 1e-3
+    tiled = vae().decode_tiled(ours, tile_x=16, tile_y=16, overlap=8, tile_t=8, overlap_t=4)
+    assert tiled.reshape(-1, 32, 32, 3).shape == (5, 32, 32, 3), "VAEDecodeTiled of the pack's LATENT"
+    # FIFO from a base clip KSampler made (uni_pc, 13 frames), and the pack's latent continued by KSampler
+    clip = ksampler(model, positive, negative, 9, 4, 1.0, sampler="uni_pc", latent=empty_latent(frames=4))
+    frames, latents = fifo.long_video(model_backbone, cond, model_backbone.latent_from_host(clip), num_frames=17,
+                                      window_frames=13, partitions=1, lookahead=True, frames_per_level=2,
+                                      guidance=1.0, generator=t2v.seeded(1))
+    assert frames.shape == (17, 32, 32, 3) and bool(torch.isfinite(frames).all())
+    lora = unet(files.WAN21_FILE, lora=files.LORA21_FILE)
+    continued = comfy.sample.sample(lora, comfy.sample.prepare_noise(ours, 10), 4, 1.0, "uni_pc", "simple",
+                                    positive, negative, ours, denoise=0.6, seed=10, disable_pbar=True)
+    assert continued.shape == ours.shape and bool(torch.isfinite(continued).all())
+    assert relative(continued, ours) > 1e-3
+
+
+def check_what_the_model_carries_applies():
+    """A wrapper and a unet-function wrapper set on the MODEL (as attention, caching and compile nodes set them) run
+    in the pack's model calls, per-frame calls included, and change its output as they change KSampler's."""
+    model = unet(files.WAN21_FILE).clone()
+    seen = {"diffusion_model": 0, "unet_function": 0}
+
+    def diffusion_wrapper(executor, *args, **kwargs):
+        seen["diffusion_model"] += 1
+        return executor(*args, **kwargs)
+
+    def unet_function(apply_model, arguments):
+        seen["unet_function"] += 1
+        return apply_model(arguments["input"], arguments["timestep"], **arguments["c"]) * 0.9
+
+    model.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "test", diffusion_wrapper)
+    model.set_model_unet_function_wrapper(unet_function)
+    positive, negative = conditioning()
+    ours = pack_t2v(backbone(model), positive, negative, 8, 3, 5.0)
+    print(f"  calls seen in the pack's run: {seen}")
+    assert seen == {"diffusion_model": 3, "unet_function": 3}, seen
+    close(ours, ksampler(model, positive, negative, 8, 3, 5.0), "with the MODEL's wrappers")
+    model_backbone = backbone(model)
+    x = torch.randn(1, 16, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    seen.update(diffusion_model=0, unet_function=0)
+    model_backbone.predict(x, torch.tensor([[0.2, 0.5, 0.9]]), [cond.positive], cond)
+    assert seen == {"diffusion_model": 1, "unet_function": 1}, f"a per-frame call skipped them: {seen}"
 
 
 def check_methods_run():
