@@ -32,7 +32,9 @@ from .solver import comfy_solver
 from .vae import ComfyVideoVAE
 
 PATCH = 2  # Wan's 2×2 spatial patch
-VAE_WIDTH = {16: 96, 48: 160}  # the released VAEs' decoder width (ComfyUI builds them at that size)
+VAE_LAST_STAGE = {16: (8, 96), 48: (8, 256)}
+"""(pixels per latent side, features) of the released VAEs' last decoder stage, which ComfyUI builds whatever the
+file holds: Wan 2.1's at full size, Wan 2.2's at half (its 2×2 pixel patches are unfolded after it)."""
 
 
 def describe_model(patcher) -> str:
@@ -266,7 +268,7 @@ class NativeWanBackbone(VideoBackbone):
     def memory_profile(self) -> MemoryProfile:
         network = self.network()
         ffn = network.blocks[0].ffn[0].out_features
+        stage_side, vae_width = VAE_LAST_STAGE.get(self.channels, VAE_LAST_STAGE[16])
         return MemoryProfile(width=max(int(network.dim), int(ffn)), cells=tuple(int(p) for p in network.patch_size),
                              copies=ACTIVATION_COPIES, pixel_side=self.video_vae.spatial_factor,
-                             stage_side=self.video_vae.spatial_factor, vae_width=VAE_WIDTH.get(self.channels, 96),
-                             causal=True, vae_dtype=self.video_vae.dtype)
+                             stage_side=stage_side, vae_width=vae_width, causal=True, vae_dtype=self.video_vae.dtype)
