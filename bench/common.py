@@ -6,7 +6,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 import torch
 
 from zeroshot_video.testing import standin_models
+
+from .machine import machine  # noqa: F401  (every bench reads it from here)
 from zeroshot_video.core.families import load_backbone
 
 RESULTS = Path(__file__).parent / "results"
@@ -133,11 +134,6 @@ def child_peak_rss(module: str, *args: str, repeats: int = 1) -> dict:
     runs.sort(key=lambda run: run["peak_rss_mb"] - run["rss_mb_before"])
     growths = [round(run["peak_rss_mb"] - run["rss_mb_before"], 1) for run in runs]
     return {**runs[len(runs) // 2], "growth_mb_of_each_run": growths}
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads"
 
 
 def write_results(name: str, figures: dict) -> Path:

@@ -49,6 +49,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.machine import machine  # noqa: E402  (no pack import: this runs in ComfyUI's python)
 RESULTS = ROOT / "bench" / "results"
 SEED = 0
 SHIFT = 5.0
@@ -249,12 +251,6 @@ def gpu_section(vae, quick: bool) -> dict:
 
 
 # --- the record ----------------------------------------------------------------------------------------------
-def machine() -> str:
-    """As ``bench/common.py``'s ``machine()`` (that module needs the pack installed as ``zeroshot_video``)."""
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-           f"{torch.get_num_threads()} threads"
-
-
 def versions() -> dict:
     try:
         import comfyui_version
