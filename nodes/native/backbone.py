@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import torch
 
-from ...core.families.wan import vae as wan_vae
 from ...core.families.wan.experts import expert_guidance, predict_by_expert
+from ...core.families.wan.frames import WanFrames
 from ...core.conditioning import Conditioning
-from ...core.families.wan.backbone import NATIVE_VIDEO_FRAMES, OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
+from ...core.families.wan.backbone import OFFICIAL_NEGATIVE_PROMPT, TEXT_LENGTH
 from ...core.interface import BackboneModules, MemoryProfile, VideoBackbone
 from ...core.memory_estimate import ACTIVATION_COPIES
 from ...core.solvers import check_sampler
@@ -76,7 +76,7 @@ def single_embedding(conditioning, what: str):
     return conditioning[0][0]
 
 
-class NativeWanBackbone(VideoBackbone):
+class NativeWanBackbone(WanFrames, VideoBackbone):
     """Wan 2.1 / 2.2 A14B (two MODELs) / 2.2 TI2V-5B as ComfyUI's loaders give them."""
 
     family = "wan (ComfyUI MODEL)"
@@ -146,35 +146,16 @@ class NativeWanBackbone(VideoBackbone):
         return PATCH
 
     @property
-    def pixel_multiple(self) -> int:
-        return self.video_vae.spatial_factor * PATCH
+    def spatial_factor(self) -> int:
+        return self.video_vae.spatial_factor
 
     @property
-    def max_frames(self) -> int:
-        return self.latent_frames(NATIVE_VIDEO_FRAMES.get(self.channels, 81))
+    def pixel_multiple(self) -> int:
+        return self.spatial_factor * PATCH
 
     @property
     def native_size(self) -> int:
         return 704 if self.channels == 48 else 480
-
-    def latent_frames(self, video_frames: int) -> int:
-        return wan_vae.latent_frames(video_frames)
-
-    def video_frames(self, latent_frames: int) -> int:
-        return wan_vae.video_frames(latent_frames)
-
-    def check_video_frames(self, frames: int, what: str = "frames") -> None:
-        wan_vae.check_video_frames(frames, what)
-
-    def latent_shape(self, frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
-        self.check_video_frames(frames)
-        multiple = self.pixel_multiple
-        if width % multiple or height % multiple or width < multiple or height < multiple:
-            raise ValueError(f"{width}×{height}: this Wan model needs width and height that are positive multiples "
-                             f"of {multiple} (its VAE's {self.video_vae.spatial_factor}× × the 2×2 patch), e.g. "
-                             f"{'1280×704' if self.channels == 48 else '832×480'}.")
-        f = self.video_vae.spatial_factor
-        return (1, self.channels, self.latent_frames(frames), height // f, width // f)
 
     # --- LATENTs as ComfyUI holds them ------------------------------------------------------------------
     def latent_to_host(self, samples: torch.Tensor) -> torch.Tensor:
@@ -245,13 +226,6 @@ class NativeWanBackbone(VideoBackbone):
 
     def encode_video(self, pixels: torch.Tensor, check=None) -> torch.Tensor:
         return self.latent_format.process_in(self.video_vae.encode_video(pixels, check=check))
-
-    def still_video(self, latent: torch.Tensor, latent_frames: int) -> torch.Tensor:
-        """The first frame decoded, repeated over the video's frames and encoded once (a causal VAE)."""
-        image = self.decode(latent[:, :, :1], out_device=latent.device)  # [1, H, W, 3] in 0..1
-        pixels = (image.permute(3, 0, 1, 2) * 2 - 1).unsqueeze(0)
-        clip = pixels.expand(-1, -1, self.video_frames(latent_frames), -1, -1)
-        return self.encode_video(clip).to(latent.device, latent.dtype)
 
     def stream_decoder(self, out_device: torch.device | str = "cpu", check=None):
         decode = self.video_vae.stream_decoder(out_device, check=check)

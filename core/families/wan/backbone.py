@@ -22,6 +22,7 @@ import torch
 
 from . import vae as wan_vae
 from .experts import expert_guidance, predict_by_expert
+from .frames import WanFrames
 from ...interface import BackboneModules, MemoryProfile, VideoBackbone
 from ...memory_estimate import ACTIVATION_COPIES
 from ...schedule import FlowSchedule
@@ -35,8 +36,6 @@ TEXT_LENGTH = 512
 WAN_SOLVER = {"_class_name": "UniPCMultistepScheduler", "prediction_type": "flow_prediction",
               "use_flow_sigmas": True}
 """Wan's official sampler, what its diffusers folders ship (with the model's shift)."""
-NATIVE_VIDEO_FRAMES = {16: 81, 48: 121}
-"""Video frames one call was trained on, by latent channels: Wan 2.1 / A14B 81 (16 fps), TI2V-5B 121 (24 fps)."""
 
 
 def clean_prompt(text: str) -> str:
@@ -44,7 +43,7 @@ def clean_prompt(text: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(html.unescape(text))).strip()
 
 
-class WanBackbone(VideoBackbone):
+class WanBackbone(WanFrames, VideoBackbone):
     family = "wan"
     network_name = "transformer"
     network_names = ("transformer", "transformer_2")
@@ -93,41 +92,8 @@ class WanBackbone(VideoBackbone):
         return self.spatial_factor * self.patch[1]
 
     @property
-    def max_frames(self) -> int:
-        """Latent frames one call was trained on (21 for Wan 2.1's 81 video frames)."""
-        return self.latent_frames(NATIVE_VIDEO_FRAMES.get(self.channels, 81))
-
-    @property
     def native_size(self) -> int:
         return 480
-
-    def latent_frames(self, video_frames: int) -> int:
-        return wan_vae.latent_frames(video_frames)
-
-    def video_frames(self, latent_frames: int) -> int:
-        return wan_vae.video_frames(latent_frames)
-
-    def check_video_frames(self, frames: int, what: str = "frames") -> None:
-        wan_vae.check_video_frames(frames, what)
-
-    def still_video(self, latent: torch.Tensor, latent_frames: int) -> torch.Tensor:
-        """A causal VAE does not encode a still clip to its first latent repeated: the frame is decoded,
-        repeated over the 4(F − 1) + 1 video frames, and the still clip encoded once."""
-        image = self.decode(latent[:, :, :1], out_device=latent.device)  # [1, H, W, 3] in 0..1
-        pixels = (image.permute(3, 0, 1, 2) * 2 - 1).unsqueeze(0)  # [1, 3, 1, H, W]
-        clip = pixels.expand(-1, -1, self.video_frames(latent_frames), -1, -1)
-        return self.encode_video(clip).to(latent.device, latent.dtype)
-
-    def latent_shape(self, frames: int, width: int, height: int) -> tuple[int, int, int, int, int]:
-        """``[1, C, F_latent, h, w]`` of a ``frames``-frame (4k + 1) ``width`` × ``height`` video."""
-        self.check_video_frames(frames)
-        multiple = self.pixel_multiple
-        if width % multiple or height % multiple or width < multiple or height < multiple:
-            raise ValueError(f"{width}×{height}: this Wan model needs width and height that are positive multiples "
-                             f"of {multiple} (its VAE's {self.spatial_factor}× × the transformer's 2×2 patch), e.g. "
-                             "832×480.")
-        f = self.spatial_factor
-        return (1, self.channels, self.latent_frames(frames), height // f, width // f)
 
     # --- text ----------------------------------------------------------------------------------------
     text_tokens = TEXT_LENGTH
