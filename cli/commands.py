@@ -41,6 +41,7 @@ from ..core.solvers import SAMPLERS
 from ..core.validation import check_size
 from ..core.video_io import write_video
 from ..testing import standin_models, standins
+from ..testing.standin_files_native import write_released_files
 
 FAILED, INTERRUPTED = 2, 130
 # t2v and i4vgen hold every frame in one model call: memory grows with frames (temporal attention with its
@@ -548,6 +549,9 @@ def demo(args) -> int:
 def make_test_models(args) -> None:
     for path in standins.write_all(args.models_dir):
         print(path)
+    if args.comfyui_wan:
+        for path in write_released_files(args.models_dir).values():
+            print(path)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -641,6 +645,10 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("make-test-models", help="write tiny random stand-in models into a ComfyUI models folder",
                        parents=[debug])
     m.add_argument("models_dir")
+    m.add_argument("--comfyui-wan", action="store_true",
+                   help="write the Wan single files (diffusion models, UMT5, VAEs) and the lightx2v LoRAs under their "
+                        "released names in a form ComfyUI's own loaders take too (one 128-wide head, 4096 text "
+                        "features, full-size random VAEs: 1.7 GB), in place of the pack's tinier ones")
     m.set_defaults(run=make_test_models)
     s = sub.add_parser("submit", help="queue an API-format workflow on a running ComfyUI server, follow it and "
                                       "download its outputs (exit 0 ok, 2 rejected, 3 failed, 4 unreachable)",

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from ..core.families.wan.files import CONFIGS, vae_comfy_name
-from .standin_files_wan import _save, _umt5_sizes, umt5_to_comfy, wan_transformer_to_comfy
+from . import standin_files_wan as released
+from .standin_files_wan import _save, _umt5_sizes, fp8_scaled, umt5_keeps, umt5_to_comfy, wan_transformer_to_comfy
 from .standin_models import tiny_wan_tokenizer
 
 # ComfyUI's released Wan diffusion models name their tensors under model.diffusion_model.
@@ -36,6 +37,12 @@ LORA21_FILE = "native_wan2.1_lora.safetensors"
 VAE21_FILE = "native_wan_2.1_vae.safetensors"
 VAE22_FILE = "native_wan2.2_vae.safetensors"
 UMT5_FILE = "native_umt5_xxl_fp16.safetensors"
+# Names the shipped native workflows load that the pack's own stand-ins do not use: Wan 2.1 14B as Comfy-Org's
+# repackaged file, and the lightx2v 4-step distill LoRAs (Kijai's rank-32 one for 2.1 14B, ComfyUI's A14B template's).
+WAN21_14B_RELEASED = "wan2.1_t2v_14B_fp8_scaled.safetensors"
+LORA21_14B_RELEASED = "Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
+LORA_HIGH_RELEASED = "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"
+LORA_LOW_RELEASED = "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"
 # Every linear layer of a block, as lightx2v's LoRAs patch them.
 _LORA_TARGET = re.compile(r"blocks\.\d+\.(self_attn\.[qkvo]|cross_attn\.[qkvo]|ffn\.[02])\.weight")
 
@@ -133,4 +140,38 @@ def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict
     if vaes:
         written[VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / VAE21_FILE)
         written[VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / VAE22_FILE)
+    return written
+
+
+def write_released_files(models_dir: str | os.PathLike) -> dict[str, Path]:
+    """The same stand-ins under the released names (Comfy-Org's repackaged files, the lightx2v LoRAs), for a
+    ComfyUI whose workflows load them by those names: the tier-2 and browser servers. They replace the pack's own
+    Wan single-file stand-ins of the same names (``standin_files_wan``), which ComfyUI's loaders cannot take; the
+    pack's loader takes these. fp8 names hold fp8_scaled tensors (the old ``scale_weight`` layout ComfyUI writes),
+    fp16 names fp16. Returns {file name: path}."""
+    root = Path(models_dir)
+    models, loras, encoders, vae_dir = root / "diffusion_models", root / "loras", root / "text_encoders", root / "vae"
+    fp16 = dict(prefix=PREFIX, dtype=torch.float16)
+    fp8 = dict(prefix=PREFIX, dtype=torch.bfloat16)
+    transformers = {released.WAN21_FILE: (16, 0, fp16), WAN21_14B_RELEASED: (16, 2, fp8),
+                    released.A14B_HIGH_FILE: (16, 0, fp8), released.A14B_LOW_FILE: (16, 1, fp8),
+                    released.TI2V_FILE: (48, 0, fp16)}
+    written = {}
+    states = {}
+    for name, (channels, seed, layout) in transformers.items():
+        states[name] = wan_transformer_to_comfy(native_wan_transformer(channels, seed), **layout)
+        state = fp8_scaled(states[name]) if layout is fp8 else states[name]
+        written[name] = _save(state, models / name)
+    for lora_name, model_name, seed in ((LORA21_14B_RELEASED, WAN21_14B_RELEASED, 13),
+                                        (LORA_HIGH_RELEASED, released.A14B_HIGH_FILE, 11),
+                                        (LORA_LOW_RELEASED, released.A14B_LOW_FILE, 12)):
+        written[lora_name] = _save(lightx2v_lora(states[model_name], seed), loras / lora_name)
+    umt5, tokenizer = native_umt5()
+    sizes = _umt5_sizes(umt5)
+    written[released.UMT5_FILE] = _save(umt5_to_comfy(umt5, tokenizer, torch.float16), encoders / released.UMT5_FILE,
+                                        sizes)
+    written[released.UMT5_FP8_FILE] = _save(fp8_scaled(umt5_to_comfy(umt5, tokenizer, torch.bfloat16),
+                                                        keep=umt5_keeps), encoders / released.UMT5_FP8_FILE, sizes)
+    written[released.VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / released.VAE21_FILE)
+    written[released.VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / released.VAE22_FILE)
     return written

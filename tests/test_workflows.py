@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import workflow_specs  # noqa: E402
 import workflows  # noqa: E402
+from zeroshot_video.testing import standin_files_native as native_files  # noqa: E402
 from zeroshot_video.testing import standin_files_wan as wan_files  # noqa: E402
 from zeroshot_video.testing import standin_models as models  # noqa: E402
 
@@ -37,6 +38,9 @@ def check_value(where: str, spec: tuple, value) -> list[str]:
     if kind == "COMBO":
         if options.get("image_upload"):  # a file in ComfyUI's input folder: tier-2 tests provide it
             return [] if isinstance(value, str) and value else [f"{where}: {value!r} is not a file name"]
+        if spec[0] == []:  # a file of a model folder (a core loader): tier-2 tests write it under that name
+            return [] if isinstance(value, str) and value.endswith(".safetensors") else [
+                f"{where}: {value!r} is not a .safetensors file name"]
         choices = spec[0] if isinstance(spec[0], list) else options.get("options", [])
         return [] if value in choices else [f"{where}: {value!r} is not one of {choices}"]
     expected = {"INT": (int,), "FLOAT": (int, float), "STRING": (str,), "BOOLEAN": (bool,)}[kind]
@@ -345,16 +349,24 @@ NATIVE_SIZE = {
     ("LoadWanModelFiles", wan_files.WAN21_FILE): (832, 480),
     ("LoadWanModelFiles", wan_files.A14B_HIGH_FILE): (832, 480),
     ("LoadWanModelFiles", wan_files.TI2V_FILE): (1280, 704),
+    ("UNETLoader", wan_files.WAN21_FILE): (832, 480), ("UNETLoader", native_files.WAN21_14B_RELEASED): (832, 480),
+    ("UNETLoader", wan_files.A14B_HIGH_FILE): (832, 480),
 }
 WAN_MODELS = {models.WAN21, models.WAN22_A14B, models.WAN22_TI2V}
-SIZED = ("T2VSampler", "RewardSelectAnchor", "EncodeAnchorImage", "ImageScale")
+SIZED = ("T2VSampler", "RewardSelectAnchor", "EncodeAnchorImage", "ImageScale", "EmptyHunyuanLatentVideo")
+# Plain sampling's frames: Wan's 81 on the pack's loaders; ComfyUI's Wan 2.1 template's 33 on its own loaders.
+WAN_FRAMES = {"UNETLoader": 33}
 OVERRIDDEN = sorted(cpu_overrides.table())
 
 
 def _model(prompt: dict) -> tuple[str, str | None]:
-    """(loader class, model) of a workflow's one backbone loader."""
+    """(loader class, model) of a workflow's one backbone loader: one of the pack's, else ComfyUI's UNETLoader (the
+    first: A14B's high-noise expert)."""
     loaders = [node for node in prompt.values() if node["class_type"] in
                ("LoadT2VBackbone", "LoadAnimateDiffCheckpoint", "LoadWanModelFiles")]
+    if not loaders:
+        loaders = [node for node in prompt.values() if node["class_type"] == "UNETLoader"][:1]
+        return "UNETLoader", loaders[0]["inputs"]["unet_name"]
     assert len(loaders) == 1, loaders
     kind = loaders[0]["class_type"]
     return kind, None if kind == "LoadAnimateDiffCheckpoint" else loaders[0]["inputs"]["model"]
@@ -362,7 +374,16 @@ def _model(prompt: dict) -> tuple[str, str | None]:
 
 def _is_wan(prompt: dict) -> bool:
     kind, model = _model(prompt)
-    return kind == "LoadWanModelFiles" or model in WAN_MODELS
+    return kind in ("LoadWanModelFiles", "UNETLoader") or model in WAN_MODELS
+
+
+def _clip_frames(prompt: dict, node_id: str) -> int:
+    """The video frames of the latent node ``node_id`` makes: a sampler's ``frames``, or the length of the empty
+    latent a KSampler chain starts from."""
+    inputs = prompt[node_id]["inputs"]
+    if "frames" in inputs or "length" in inputs:
+        return inputs.get("frames", inputs.get("length"))
+    return _clip_frames(prompt, inputs["latent_image"][0])
 
 
 def _fifo_mismatches(prompt: dict) -> list[str]:
@@ -370,10 +391,10 @@ def _fifo_mismatches(prompt: dict) -> list[str]:
     found = []
     for node_id, node in prompt.items():
         if node["class_type"] == "FIFOQueueWithImageEmbed":
-            clip = prompt[node["inputs"]["base_clip"][0]]["inputs"]
-            if clip["frames"] != node["inputs"]["window_frames"]:
+            frames = _clip_frames(prompt, node["inputs"]["base_clip"][0])
+            if frames != node["inputs"]["window_frames"]:
                 found.append(f"node {node_id}: window_frames {node['inputs']['window_frames']}, base clip frames "
-                             f"{clip['frames']}")
+                             f"{frames}")
     return found
 
 
@@ -397,8 +418,9 @@ def test_cpu_overrides_are_values_the_nodes_accept(name):
         node_id, _, input_name = key.partition(".")
         node = overridden[node_id]
         declared = {n: spec for n, spec, _ in workflows.declared_inputs(workflows.declaration(node["class_type"]))}
-        step = workflows.options_of(declared[input_name]).get("step", 1)
-        assert value % step == 0, f"{key}: {value} is not a multiple of the declared step {step}"
+        options = workflows.options_of(declared[input_name])
+        step, start = options.get("step", 1), options.get("min", 0)
+        assert (value - start) % step == 0, f"{key}: {value} is not the minimum {start} plus steps of {step}"
         assert input_name in cpu_overrides.ALLOWED_INPUTS and value < shipped[node_id]["inputs"][input_name]
 
     graph = cpu_overrides.for_ui(name, json.loads((ROOT / "workflows" / f"{name}.json").read_text()))
@@ -485,10 +507,11 @@ def test_shipped_workflow_is_at_its_models_own_size(path):
             latent_window = (window - 1) // 4 + 1
             assert window == 77 and latent_window % 2 == 0, f"{where}: window_frames {window}"
             clip = prompt[inputs["base_clip"][0]]["inputs"]
-            assert clip["grid"] == "fifo" and clip["steps"] == latent_window * inputs["partitions"], where
+            levels = latent_window * inputs["partitions"] // inputs.get("frames_per_level", 1)
+            assert clip.get("grid", "fifo") == "fifo" and clip["steps"] == levels, where
         elif node["class_type"] in ("T2VSampler", "RewardSelectAnchor") and node_id not in fifo_clips:
-            assert inputs["frames"] == 81 and inputs["steps"] >= 20, f"{where}: {inputs['frames']} frames, " \
-                                                                      f"{inputs['steps']} steps"
+            assert inputs["frames"] == WAN_FRAMES.get(kind, 81) and inputs["steps"] >= 20, \
+                f"{where}: {inputs['frames']} frames, {inputs['steps']} steps"
         elif node["class_type"] == "RepeatAndSlideSampler":
             assert inputs["num_frames"] % 4 == 0 and inputs["num_frames"] + 1 >= 81, where
             assert inputs["model_frames"] % 4 == 1, f"{where}: model_frames {inputs['model_frames']} is not 4k + 1"

@@ -16,6 +16,7 @@ Every workflow ships at its model's own size, frame count and steps (what a user
 CPU tiers run them smaller through one table, ``tests/comfyui/cpu_overrides.json``, which may lower only sizes,
 frame counts, steps and window sizes (``tests/test_workflows.py`` checks it), so they run the structure users run.
 """
+from zeroshot_video.testing import standin_files_native as native_files
 from zeroshot_video.testing import standin_files_sd15 as sd15_files
 from zeroshot_video.testing import standin_files_wan as wan_files
 from zeroshot_video.testing import standin_models as models
@@ -655,7 +656,209 @@ WAN_I4VGEN = {
     ],
 }
 
+
+# --- Wan on ComfyUI's own MODEL / CLIP / VAE: the loaders, LoRAs, shift and KSamplers of ComfyUI's Wan templates ---
+REPACKAGED_21 = "Comfy-Org/Wan_2.1_ComfyUI_repackaged, split_files/"
+NEEDS_NATIVE_TEXT_VAE = (f"models/text_encoders/{wan_files.UMT5_FP8_FILE} and models/vae/{wan_files.VAE21_FILE} "
+                         f"({REPACKAGED_21})")
+NATIVE_STACK = (
+    "The model comes from ComfyUI's own loaders, as its Wan templates wire them (Load Diffusion Model → "
+    "LoraLoaderModelOnly → ModelSamplingSD3; Load CLIP → CLIP Text Encode; Load VAE), and Wan MODEL → T2V Backbone "
+    "hands that MODEL to the pack's methods: every model call runs through ComfyUI's sampling path, so the LoRA, "
+    "the shift, attention patches and a GGUF loader's MODEL apply, and ComfyUI's memory manager loads and frees "
+    "the model (no second copy). T2V Conditioning from CONDITIONING takes CLIP Text Encode's prompts.")
+NATIVE_LORA = ("4-step distill LoRA: 4 steps at guidance (cfg) 1, which runs the conditional branch only (half the "
+               "model calls); shift 5.")
+
+
+def _unet(node_id: int, name: str) -> dict:
+    return {"id": node_id, "type": "UNETLoader", "group": "ComfyUI's loaders",
+            "inputs": {"unet_name": name, "weight_dtype": "default"}}
+
+
+def _clip_loader(node_id: int) -> dict:
+    return {"id": node_id, "type": "CLIPLoader", "group": "ComfyUI's loaders",
+            "inputs": {"clip_name": wan_files.UMT5_FP8_FILE, "type": "wan", "device": "default"}}
+
+
+def _vae_loader(node_id: int, name: str = wan_files.VAE21_FILE) -> dict:
+    return {"id": node_id, "type": "VAELoader", "group": "ComfyUI's loaders", "inputs": {"vae_name": name}}
+
+
+def _lora(node_id: int, model: int, name: str) -> dict:
+    return {"id": node_id, "type": "LoraLoaderModelOnly", "group": "LoRA and shift",
+            "inputs": {"model": (model, 0), "lora_name": name, "strength_model": 1.0}}
+
+
+def _shift(node_id: int, model: int, shift: float) -> dict:
+    return {"id": node_id, "type": "ModelSamplingSD3", "group": "LoRA and shift",
+            "inputs": {"model": (model, 0), "shift": shift}}
+
+
+def _clip_text(node_id: int, clip: int, text: str, title: str) -> dict:
+    return {"id": node_id, "type": "CLIPTextEncode", "group": "Prompt", "title": title, "size": [400, 200],
+            "inputs": {"text": text, "clip": (clip, 0)}}
+
+
+def _native_backbone(node_id: int, model: int, vae: int, low_noise: int | None = None) -> dict:
+    inputs = {"model": (model, 0), "vae": (vae, 0), "boundary": 0.875, "scheduler": "simple"}
+    if low_noise is not None:
+        inputs["model_low_noise"] = (low_noise, 0)
+    return {"id": node_id, "type": "WanModelBackbone", "group": "The pack on your MODEL", "inputs": inputs}
+
+
+def _native_conditioning(node_id: int, backbone: int, positive: int, negative: int, prompt: str = "") -> dict:
+    return {"id": node_id, "type": "T2VConditioningFromNative", "group": "The pack on your MODEL",
+            "inputs": {"backbone": (backbone, 0), "positive": (positive, 0), "negative": (negative, 0),
+                       "prompt": prompt}}
+
+
+NATIVE_FRAMES_21 = 33  # ComfyUI's Wan 2.1 template: 832×480×33
+NATIVE_T2V_UNI_PC = {
+    "name": "native_wan_t2v_uni_pc",
+    "note": (
+        "Plain text-to-video with the pack's sampler on your own Wan MODEL: Wan 2.1 T2V 1.3B as ComfyUI's Wan 2.1 "
+        f"template loads and samples it ({WAN_W}×{WAN_H}, {NATIVE_FRAMES_21} frames, ModelSamplingSD3 shift 8, 30 "
+        "steps, cfg 6, uni_pc, simple).\n"
+        f"{NATIVE_STACK}\n"
+        "T2V Sampler with sampler uni_pc is KSampler's own uni_pc (same seed, shift and scheduler give KSampler's "
+        "output); its LATENT is ComfyUI's, so VAE Decode decodes it. Every other method node of the pack takes the "
+        f"same backbone and conditioning.\n{WAN_FRAMES}\n\n"
+        f"Models: models/diffusion_models/{wan_files.WAN21_FILE}, {NEEDS_NATIVE_TEXT_VAE}."
+    ),
+    "columns": [
+        [_unet(1, wan_files.WAN21_FILE), _clip_loader(2), _vae_loader(3)],
+        [_shift(4, 1, 8.0), _clip_text(5, 2, WAN_PROMPT, "Positive prompt"),
+         _clip_text(6, 2, NEGATIVE, "Negative prompt")],
+        [_native_backbone(7, 4, 3), _native_conditioning(8, 7, 5, 6)],
+        [{"id": 9, "type": "T2VSampler", "group": "Sample",
+          "inputs": {"backbone": (7, 0), "conditioning": (8, 0), "frames": NATIVE_FRAMES_21, "width": WAN_W,
+                     "height": WAN_H, "steps": 30, "guidance": 6.0, "eta": 0.0, "seed": 42, "sampler": "uni_pc"}}],
+        [{"id": 10, "type": "VAEDecode", "group": "Save", "inputs": {"samples": (9, 0), "vae": (3, 0)}}],
+        *_save(11, (10, 0), "native_wan_t2v_uni_pc", fps=16),
+    ],
+}
+
+NATIVE_TI2V_ZERO_LIGHTX2V = {
+    "name": "native_wan_ti2v_zero_lightx2v",
+    "note": (
+        "Image-to-video with TI2V-Zero in 4 steps: Wan 2.1 T2V 14B with the lightx2v step- and CFG-distill LoRA, "
+        "from ComfyUI's own loaders. Your image is frame 0 and 80 new frames follow (81, 5 s at 16 fps).\n"
+        f"{NATIVE_STACK}\n{NATIVE_LORA}\n"
+        f"Load Image → Encode Anchor Image ({WAN_W}×{WAN_H}) → Repeat-and-Slide Sampler (model frames 21, DDPM "
+        "inversion, 4 resampling rounds) → Create Video (16 fps) → Save Video.\n"
+        f"{WAN_FRAMES}\n\n"
+        f"Models: models/diffusion_models/{native_files.WAN21_14B_RELEASED} ({REPACKAGED_21}), the LoRA "
+        f"models/loras/{native_files.LORA21_14B_RELEASED} (Kijai/WanVideo_comfy), {NEEDS_NATIVE_TEXT_VAE}.\n"
+        f"{needs_input(example_inputs.STILL)}"
+    ),
+    "columns": [
+        [_unet(1, native_files.WAN21_14B_RELEASED), _clip_loader(2), _vae_loader(3)],
+        [_lora(4, 1, native_files.LORA21_14B_RELEASED), _shift(5, 4, 5.0),
+         _clip_text(6, 2, SCENE_PROMPT, "Positive prompt"), _clip_text(7, 2, NEGATIVE, "Negative prompt")],
+        [_native_backbone(8, 5, 3), _native_conditioning(9, 8, 6, 7)],
+        [{"id": 10, "type": "LoadImage", "group": "Anchor image", "size": [320, 360],
+          "inputs": {"image": example_inputs.STILL}},
+         {"id": 11, "type": "EncodeAnchorImage", "group": "Anchor image",
+          "inputs": {"backbone": (8, 0), "image": (10, 0), "width": WAN_W, "height": WAN_H, "crop": "center"}}],
+        _ti2v_strategies(12),
+        [{"id": 14, "type": "RepeatAndSlideSampler", "group": "TI2V-Zero",
+          "inputs": {"backbone": (8, 0), "conditioning": (9, 0), "anchor": (11, 0), "num_frames": 80,
+                     "model_frames": 21, "steps": 4, "guidance": 1.0, "seed": 42, "noise_init": (12, 0),
+                     "resample": (13, 0)}}],
+        *_save(15, (14, 0), "native_wan_ti2v_zero_lightx2v", fps=16),
+    ],
+}
+
+NATIVE_FIFO_WINDOW, NATIVE_FRAMES_PER_LEVEL = 77, 5  # 20 latent frames, 5 per level: 4 levels for 4 steps
+NATIVE_WAN22_FIFO_LONG = {
+    "name": "native_wan22_fifo_long",
+    "note": (
+        "Long text-to-video at constant memory (FIFO-Diffusion) on Wan 2.2 T2V A14B with ComfyUI's template "
+        "stack: both experts through the lightx2v 4-step LoRAs, shift 5, cfg 1. 1,001 frames.\n"
+        f"{NATIVE_STACK}\n"
+        "Base clip: the template's two KSampler (Advanced) (4 steps, cfg 1, euler, simple; high-noise expert "
+        f"steps 0–2, low-noise 2–4) on Empty Hunyuan Latent Video ({WAN_W}×{WAN_H}, {NATIVE_FIFO_WINDOW} frames = "
+        "the FIFO window). Wan MODEL → T2V Backbone takes both experts (high-noise as model, low-noise as "
+        "model_low_noise, boundary 0.875: each queue frame goes to its level's expert).\n"
+        f"FIFO Queue: window_frames {NATIVE_FIFO_WINDOW} (20 latent frames), partitions 1, frames_per_level "
+        f"{NATIVE_FRAMES_PER_LEVEL}: the queue holds each noise level for 5 consecutive latent frames, so it needs "
+        "20 / 5 = 4 levels (a 4-step model's) and every step emits 5 latent frames (20 video frames); guidance 1 "
+        "runs one branch. Frames go to output/zeroshot_video/native_wan22_fifo_long_frames_NNNNN/ as they come; "
+        f"memory does not grow with the length.\n{WAN_FRAMES}\n\n"
+        f"Models: models/diffusion_models/{wan_files.A14B_HIGH_FILE} and {wan_files.A14B_LOW_FILE} "
+        f"(Comfy-Org/Wan_2.2_ComfyUI_Repackaged), models/loras/{native_files.LORA_HIGH_RELEASED} and "
+        f"{native_files.LORA_LOW_RELEASED} (the same repository, split_files/loras/), {NEEDS_NATIVE_TEXT_VAE}."
+    ),
+    "columns": [
+        [_unet(1, wan_files.A14B_HIGH_FILE), _unet(2, wan_files.A14B_LOW_FILE), _clip_loader(3), _vae_loader(4)],
+        [_lora(5, 1, native_files.LORA_HIGH_RELEASED), _lora(6, 2, native_files.LORA_LOW_RELEASED),
+         _shift(7, 5, 5.0), _shift(8, 6, 5.0)],
+        [_clip_text(9, 3, "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality",
+                    "Positive prompt"), _clip_text(10, 3, NEGATIVE, "Negative prompt")],
+        [{"id": 11, "type": "EmptyHunyuanLatentVideo", "group": "Base clip (KSampler)",
+          "inputs": {"width": WAN_W, "height": WAN_H, "length": NATIVE_FIFO_WINDOW, "batch_size": 1}},
+         {"id": 12, "type": "KSamplerAdvanced", "group": "Base clip (KSampler)", "title": "KSampler (high noise)",
+          "inputs": {"model": (7, 0), "add_noise": "enable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
+                     "sampler_name": "euler", "scheduler": "simple", "positive": (9, 0), "negative": (10, 0),
+                     "latent_image": (11, 0), "start_at_step": 0, "end_at_step": 2,
+                     "return_with_leftover_noise": "enable"}},
+         {"id": 13, "type": "KSamplerAdvanced", "group": "Base clip (KSampler)", "title": "KSampler (low noise)",
+          "inputs": {"model": (8, 0), "add_noise": "disable", "noise_seed": 42, "steps": 4, "cfg": 1.0,
+                     "sampler_name": "euler", "scheduler": "simple", "positive": (9, 0), "negative": (10, 0),
+                     "latent_image": (12, 0), "start_at_step": 2, "end_at_step": 10000,
+                     "return_with_leftover_noise": "disable"}}],
+        [_native_backbone(14, 7, 4, low_noise=8), _native_conditioning(15, 14, 9, 10)],
+        [{"id": 16, "type": "FIFOQueueWithImageEmbed", "group": "FIFO-Diffusion", "size": [360, 600],
+          "inputs": {"backbone": (14, 0), "conditioning": (15, 0), "base_clip": (13, 0), "num_frames": 1001,
+                     "window_frames": NATIVE_FIFO_WINDOW, "partitions": 1, "lookahead": True, "eta": 1.0,
+                     "guidance": 1.0, "seed": 42, "window_batch": 1, "stream_to_disk": True,
+                     "filename_prefix": "zeroshot_video/native_wan22_fifo_long_frames",
+                     "frames_per_level": NATIVE_FRAMES_PER_LEVEL}}],
+        *_save(17, (16, 0), "native_wan22_fifo_long", fps=16),
+    ],
+}
+
+NATIVE_I4VGEN_PROMPT = "a corgi running along a beach at sunset, high quality"
+NATIVE_I4VGEN_TO_KSAMPLER = {
+    "name": "native_wan_i4vgen_to_ksampler",
+    "note": (
+        "I4VGen on your own Wan MODEL, finished by ComfyUI's KSampler: Wan 2.1 T2V 1.3B with the Wan 2.1 "
+        f"template's shift 8, {WAN_W}×{WAN_H}, {NATIVE_FRAMES_21} frames.\n"
+        f"{NATIVE_STACK} Its prompt field repeats the positive prompt for the reward model.\n"
+        "1. Reward Select Anchor samples candidate images with the MODEL (one per latent frame), scores them with "
+        "the reward model (scores in Preview Any) and makes the best one a still video; 2. NI-VSDS Optimize sets it "
+        "in motion (30 steps, guidance 6, p 0.6); 3. its LATENT, ComfyUI's own, goes to KSampler (uni_pc, simple, "
+        "30 steps, cfg 6, denoise 0.6), which regenerates the video from it, and VAE Decode decodes. A LoRA between "
+        "Load Diffusion Model and ModelSamplingSD3 applies to all three.\n"
+        f"{WAN_FRAMES}\n\n"
+        f"Models: models/diffusion_models/{wan_files.WAN21_FILE}, {NEEDS_NATIVE_TEXT_VAE}; {NEEDS_REWARD}."
+    ),
+    "columns": [
+        [_unet(1, wan_files.WAN21_FILE), _clip_loader(2), _vae_loader(3), _reward_model(4)],
+        [_shift(5, 1, 8.0), _clip_text(6, 2, NATIVE_I4VGEN_PROMPT, "Positive prompt"),
+         _clip_text(7, 2, NEGATIVE, "Negative prompt")],
+        [_native_backbone(8, 5, 3), _native_conditioning(9, 8, 6, 7, NATIVE_I4VGEN_PROMPT)],
+        [{"id": 10, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
+          "inputs": {"backbone": (8, 0), "conditioning": (9, 0), "reward_model": (4, 0), "frames": NATIVE_FRAMES_21,
+                     "width": WAN_W, "height": WAN_H, "steps": 30, "guidance": 6.0, "seed": 42,
+                     "num_candidates": 0}},
+         {"id": 11, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
+          "size": [320, 220], "inputs": {"source": (10, 2)}}],
+        [{"id": 12, "type": "NIVSDSOptimize", "group": "2 · NI-VSDS",
+          "inputs": {"backbone": (8, 0), "conditioning": (9, 0), "latent": (10, 0), "steps": 30, "guidance": 6.0,
+                     "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+        [{"id": 13, "type": "KSampler", "group": "3 · KSampler",
+          "inputs": {"model": (5, 0), "seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
+                     "scheduler": "simple", "positive": (6, 0), "negative": (7, 0), "latent_image": (12, 0),
+                     "denoise": 0.6}},
+         {"id": 14, "type": "VAEDecode", "group": "3 · KSampler", "inputs": {"samples": (13, 0), "vae": (3, 0)}}],
+        *_save(15, (14, 0), "native_wan_i4vgen_to_ksampler", fps=16),
+    ],
+}
+
 WORKFLOWS = [T2V_BASIC, TI2V_ZERO_BASIC, TI2V_ZERO_BASIC_CHECKPOINT, TI2V_ZERO_LONG, TI2V_ZERO_PREDICTION, FIFO_LONG,
              FIFO_IMAGE_EMBED_SEEDED, FIFO_IMAGE_TO_VIDEO, FIFO_MULTI_PROMPT, I4VGEN_T2V, I4VGEN_T2V_CHECKPOINT,
              I4VGEN_MODELSCOPE, I4VGEN_ANCHOR_TO_TI2V_ZERO_LONG, I4VGEN_IMAGE_TO_VIDEO, WAN_T2V_BASIC, WAN_TI2V_ZERO,
-             WAN_TI2V_ZERO_SINGLE_FILES, WAN_FIFO_LONG, WAN_FIFO_LONG_SINGLE_FILES, WAN_22_FIFO_LONG, WAN_I4VGEN]
+             WAN_TI2V_ZERO_SINGLE_FILES, WAN_FIFO_LONG, WAN_FIFO_LONG_SINGLE_FILES, WAN_22_FIFO_LONG, WAN_I4VGEN,
+             NATIVE_T2V_UNI_PC, NATIVE_TI2V_ZERO_LIGHTX2V, NATIVE_WAN22_FIFO_LONG, NATIVE_I4VGEN_TO_KSAMPLER]

@@ -27,6 +27,16 @@ API_DIR = UI_DIR / "api"
 # box is added by the frontend and never saved (serialize false: no widgets_values), yet the frontend still
 # sends its value with the prompt it queues ("" until the node has run; the server ignores it):
 # ``frontend_inputs`` lists such values, so API prompts equal what the editor queues.
+KSAMPLER_SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+                     "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+                     "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+                     "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde",
+                     "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep",
+                     "res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
+                     "gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver",
+                     "sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"]
+KSAMPLER_SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal",
+                       "linear_quadratic", "kl_optimal"]
 CORE_NODES = {
     "LoadImage": {
         "display_name": "Load Image",
@@ -69,6 +79,86 @@ CORE_NODES = {
                                "height": ("INT", {"default": 512, "min": 0, "max": 16384, "step": 1}),
                                "crop": (["disabled", "center"],)}},
         "output": [("IMAGE", "IMAGE")],
+    },
+    # ComfyUI's own Wan stack, as its templates wire it. A combo declared [] lists the files of a model folder.
+    "UNETLoader": {
+        "display_name": "Load Diffusion Model",
+        "input": {"required": {"unet_name": ([],),
+                               "weight_dtype": (["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"],)}},
+        "output": [("MODEL", "MODEL")],
+    },
+    "LoraLoaderModelOnly": {
+        "display_name": "LoraLoaderModelOnly",
+        "input": {"required": {"model": ("MODEL",), "lora_name": ([],),
+                               "strength_model": ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0,
+                                                            "step": 0.01})}},
+        "output": [("MODEL", "MODEL")],
+    },
+    "ModelSamplingSD3": {
+        "display_name": "ModelSamplingSD3",
+        "input": {"required": {"model": ("MODEL",),
+                               "shift": ("FLOAT", {"default": 3.0, "min": 0.0, "max": 100.0, "step": 0.01})}},
+        "output": [("MODEL", "MODEL")],
+    },
+    "CLIPLoader": {
+        "display_name": "Load CLIP",
+        "input": {"required": {"clip_name": ([],),
+                               "type": (["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv",
+                                         "pixart", "cosmos", "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2",
+                                         "qwen_image", "hunyuan_image"],)},
+                  "optional": {"device": (["default", "cpu"], {"advanced": True})}},
+        "output": [("CLIP", "CLIP")],
+    },
+    "CLIPTextEncode": {
+        "display_name": "CLIP Text Encode (Prompt)",
+        "input": {"required": {"text": ("STRING", {"multiline": True, "dynamicPrompts": True}),
+                               "clip": ("CLIP",)}},
+        "output": [("CONDITIONING", "CONDITIONING")],
+    },
+    "VAELoader": {
+        "display_name": "Load VAE",
+        "input": {"required": {"vae_name": ([],)}},
+        "output": [("VAE", "VAE")],
+    },
+    "VAEDecode": {
+        "display_name": "VAE Decode",
+        "input": {"required": {"samples": ("LATENT",), "vae": ("VAE",)}},
+        "output": [("IMAGE", "IMAGE")],
+    },
+    "KSampler": {
+        "display_name": "KSampler",
+        "input": {"required": {
+            "model": ("MODEL",),
+            "seed": ("INT", {"default": 0, "min": 0, "max": 18446744073709551615, "control_after_generate": True}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "sampler_name": (KSAMPLER_SAMPLERS,), "scheduler": (KSAMPLER_SCHEDULERS,),
+            "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
+            "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01})}},
+        "output": [("LATENT", "LATENT")],
+    },
+    "KSamplerAdvanced": {
+        "display_name": "KSampler (Advanced)",
+        "input": {"required": {
+            "model": ("MODEL",), "add_noise": (["enable", "disable"],),
+            "noise_seed": ("INT", {"default": 0, "min": 0, "max": 18446744073709551615,
+                                   "control_after_generate": True}),
+            "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+            "cfg": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}),
+            "sampler_name": (KSAMPLER_SAMPLERS,), "scheduler": (KSAMPLER_SCHEDULERS,),
+            "positive": ("CONDITIONING",), "negative": ("CONDITIONING",), "latent_image": ("LATENT",),
+            "start_at_step": ("INT", {"default": 0, "min": 0, "max": 10000}),
+            "end_at_step": ("INT", {"default": 10000, "min": 0, "max": 10000}),
+            "return_with_leftover_noise": (["disable", "enable"],)}},
+        "output": [("LATENT", "LATENT")],
+    },
+    "EmptyHunyuanLatentVideo": {
+        "display_name": "EmptyHunyuanLatentVideo",
+        "input": {"required": {"width": ("INT", {"default": 848, "min": 16, "max": 16384, "step": 16}),
+                               "height": ("INT", {"default": 480, "min": 16, "max": 16384, "step": 16}),
+                               "length": ("INT", {"default": 25, "min": 1, "max": 16384, "step": 4}),
+                               "batch_size": ("INT", {"default": 1, "min": 1, "max": 4096})}},
+        "output": [("LATENT", "LATENT")],
     },
     "Note": {
         "display_name": "Note",

@@ -3,8 +3,9 @@ loopback).
 
 ComfyUI comes from ``COMFYUI_DIR`` and runs with ``COMFYUI_PYTHON``, else ``$COMFYUI_DIR/../venv-comfy/bin/python``
 when it exists (the layout shared/tools/comfy_host.sh makes), else this interpreter. Its base directory is
-temporary: custom_nodes/ links this repository as ``comfyui-zeroshot-video``, models/ holds the stand-ins
-written by ``python -m zeroshot_video make-test-models``, and input/ the images the shipped workflows load
+temporary: custom_nodes/ links this repository as ``comfyui-zeroshot-video`` and the test-only stand-in for
+CLIPLoader's UMT5-XXL (``standin_nodes/``), models/ holds the stand-ins written by ``python -m zeroshot_video
+make-test-models --comfyui-wan`` (Wan's single files in the form ComfyUI's own loaders take), and input/ the images the shipped workflows load
 (copies of workflows/inputs/), so nothing in the checkout changes.
 """
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "comfyui-zeroshot-video"
+# Test-only custom node: CLIPLoader's UMT5-XXL replaced by a stand-in (see standin_nodes/__init__.py).
+STANDIN_NODES = Path(__file__).resolve().parent / "standin_nodes"
 API_FILES = sorted((ROOT / "workflows" / "api").glob("*.json"))
 INPUTS_DIR = ROOT / "workflows" / "inputs"
 NO_COMFYUI = ("set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON to its python) to run the pack inside "
@@ -144,8 +147,9 @@ def pack_server(comfy_dir: Path, base: Path) -> ComfyUIServer:
     comfy_dir = Path(comfy_dir).resolve()
     (base / "custom_nodes").mkdir(parents=True)
     (base / "custom_nodes" / PACK_NAME).symlink_to(ROOT, target_is_directory=True)
-    subprocess.run([sys.executable, "-m", "zeroshot_video", "make-test-models", str(base / "models")],
-                   check=True, capture_output=True)
+    (base / "custom_nodes" / "zeroshot-video-test-standins").symlink_to(STANDIN_NODES, target_is_directory=True)
+    subprocess.run([sys.executable, "-m", "zeroshot_video", "make-test-models", "--comfyui-wan",
+                    str(base / "models")], check=True, capture_output=True)
     write_input_images(base / "input")
     return ComfyUIServer(comfy_dir, comfyui_python(comfy_dir), base)
 

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLE = Path(__file__).with_name("cpu_overrides.json")
 API_DIR = ROOT / "workflows" / "api"
 # The only inputs the table may change: sizes, frame counts, steps and FIFO's window.
-ALLOWED_INPUTS = frozenset({"width", "height", "frames", "num_frames", "model_frames", "window_frames", "steps"})
+ALLOWED_INPUTS = frozenset({"width", "height", "frames", "num_frames", "model_frames", "window_frames", "steps",
+                            "length"})
 
 
 def table() -> dict[str, dict[str, int]]:

@@ -62,6 +62,9 @@ EXPECTED_VIDEO = {
     # the single-file twins
     "ti2v_zero_basic_checkpoint": (16, 256, 256), "i4vgen_t2v_checkpoint": (16, 512, 512),
     "wan_ti2v_zero_single_files": (17, 224, 128), "wan_fifo_long_single_files": (1001, 64, 64),
+    # on ComfyUI's own loaders
+    "native_wan_t2v_uni_pc": (33, 64, 64), "native_wan_ti2v_zero_lightx2v": (17, 64, 64),
+    "native_wan22_fifo_long": (1001, 32, 32), "native_wan_i4vgen_to_ksampler": (9, 64, 64),
 }
 # What the pack's samplers report while they run (the client prints a node line, then its steps).
 SAMPLERS = {"T2VSampler", "RepeatAndSlideSampler", "FIFOQueueWithImageEmbed", "RewardSelectAnchor", "NIVSDSOptimize"}
@@ -135,7 +138,7 @@ def _normalized(spec: list | tuple, dynamic_options: bool):
     if kind == "COMBO":
         kind = options.get("options", [])
     if isinstance(kind, list) and dynamic_options:
-        kind = "files in the input folder"
+        kind = "files in a folder"
     return kind, {key: options[key] for key in COMPARED_OPTIONS if key in options}
 
 
@@ -153,5 +156,6 @@ def test_core_node_table_matches_the_server(object_info, class_type):
         ours, theirs = table["input"].get(section, {}), served["input"].get(section, {})
         assert served.get("input_order", {}).get(section, []) == list(ours), f"{class_type} {section} inputs"
         for name, spec in ours.items():
-            dynamic = bool(workflows.options_of(spec).get("image_upload"))
+            # the files of a folder: LoadImage's input/ or a model loader's folder (declared [])
+            dynamic = bool(workflows.options_of(spec).get("image_upload")) or spec[0] == []
             assert _normalized(theirs[name], dynamic) == _normalized(spec, dynamic), f"{class_type}.{name}"
