@@ -143,12 +143,12 @@ def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict
     return written
 
 
-def write_released_files(models_dir: str | os.PathLike) -> dict[str, Path]:
+def write_released_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:
     """The same stand-ins under the released names (Comfy-Org's repackaged files, the lightx2v LoRAs), for a
     ComfyUI whose workflows load them by those names: the tier-2 and browser servers. They replace the pack's own
     Wan single-file stand-ins of the same names (``standin_files_wan``), which ComfyUI's loaders cannot take; the
     pack's loader takes these. fp8 names hold fp8_scaled tensors (the old ``scale_weight`` layout ComfyUI writes),
-    fp16 names fp16. Returns {file name: path}."""
+    fp16 names fp16; ``vaes`` False leaves out the full-size VAEs. Returns {file name: path}."""
     root = Path(models_dir)
     models, loras, encoders, vae_dir = root / "diffusion_models", root / "loras", root / "text_encoders", root / "vae"
     fp16 = dict(prefix=PREFIX, dtype=torch.float16)
@@ -172,6 +172,7 @@ def write_released_files(models_dir: str | os.PathLike) -> dict[str, Path]:
                                         sizes)
     written[released.UMT5_FP8_FILE] = _save(fp8_scaled(umt5_to_comfy(umt5, tokenizer, torch.bfloat16),
                                                         keep=umt5_keeps), encoders / released.UMT5_FP8_FILE, sizes)
-    written[released.VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / released.VAE21_FILE)
-    written[released.VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / released.VAE22_FILE)
+    if vaes:
+        written[released.VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / released.VAE21_FILE)
+        written[released.VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / released.VAE22_FILE)
     return written

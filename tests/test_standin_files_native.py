@@ -15,6 +15,12 @@ from safetensors.torch import load_file
 from zeroshot_video.core.families.wan import files
 from zeroshot_video.core.loading.file_kinds import identify
 from zeroshot_video.testing import standin_files_native as native
+from zeroshot_video.testing import standin_files_wan as released
+
+ROOT = Path(__file__).resolve().parents[1]
+# ComfyUI's loaders and the model folder each reads
+CORE_LOADERS = {"UNETLoader": ("unet_name", "diffusion_models"), "LoraLoaderModelOnly": ("lora_name", "loras"),
+                "CLIPLoader": ("clip_name", "text_encoders"), "VAELoader": ("vae_name", "vae")}
 
 CHANNELS = {native.WAN21_FILE: 16, native.A14B_HIGH_FILE: 16, native.A14B_LOW_FILE: 16, native.TI2V_FILE: 48}
 LORAS = {native.LORA21_FILE: native.WAN21_FILE, native.LORA_HIGH_FILE: native.A14B_HIGH_FILE,
@@ -102,3 +108,22 @@ def test_vae_layer_list_is_the_released_one(version, kind, channels, width):
     assert (config["z_dim"], config["base_dim"], config["num_res_blocks"]) == (channels, width, 2)
     released = 126_892_531 if version == "2.1" else 704_688_668
     assert sum(torch.Size(s).numel() for s in shapes.values()) == released
+
+
+def test_released_names_cover_every_file_the_shipped_workflows_load_with_comfyuis_loaders(tmp_path):
+    """``make-test-models --comfyui-wan`` (the test servers' models) writes every file a core loader of a shipped
+    workflow names, in its folder; fp8 names hold fp8 weights with their scales, fp16 names fp16."""
+    import json
+    written = native.write_released_files(tmp_path, vaes=False)
+    vaes = {released.VAE21_FILE: "vae", released.VAE22_FILE: "vae"}
+    folders = {name: path.parent.name for name, path in written.items()} | vaes
+    named = {(node["inputs"][CORE_LOADERS[node["class_type"]][0]], CORE_LOADERS[node["class_type"]][1])
+             for path in (ROOT / "workflows" / "api").glob("*.json") for node in json.loads(path.read_text()).values()
+             if node["class_type"] in CORE_LOADERS}
+    assert len(named) >= 8
+    for name, folder in named:
+        assert folders.get(name) == folder, f"{name} ({folder}) is not written by write_released_files"
+    for name, path in written.items():
+        if path.parent.name in ("diffusion_models", "text_encoders"):
+            dtypes = {t.dtype for t in load_file(path).values() if t.dim() == 2}
+            assert (torch.float8_e4m3fn in dtypes) == ("fp8" in name), (name, dtypes)

@@ -11,6 +11,7 @@ Each check raises on failure; the script exits 1 then.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from native_harness import import_comfy_and_pack, pack_module
+from native_harness import import_comfy_and_pack, import_custom_node, pack_module
 
 PACK, comfy = import_comfy_and_pack()
 import comfy.model_management as model_management  # noqa: E402
@@ -46,7 +47,11 @@ SIZE = dict(frames=5, width=32, height=32)  # 2 latent frames of 4×4 (Wan 2.1's
 
 def unet(name: str, shift: float | None = 5.0, lora: str | None = None):
     """A MODEL as a user's graph makes it: UNETLoader → LoraLoaderModelOnly → ModelSamplingSD3."""
-    model = comfy.sd.load_diffusion_model(str(MODELS / "diffusion_models" / name))
+    return patched(comfy.sd.load_diffusion_model(str(MODELS / "diffusion_models" / name)), shift, lora)
+
+
+def patched(model, shift: float | None = 5.0, lora: str | None = None):
+    """``model`` through LoraLoaderModelOnly (``lora``) and ModelSamplingSD3 (``shift``)."""
     if lora is not None:
         state = comfy.utils.load_torch_file(str(MODELS / "loras" / lora), safe_load=True)
         model = comfy.sd.load_lora_for_models(model, None, state, 1.0, 0)[0]
@@ -398,6 +403,30 @@ def check_ti2v_5b_equals_ksampler():
     ours = model_backbone.latent_to_host(t2v.text_to_video(model_backbone, cond, frames=5, width=32, height=32,
                                                            steps=4, guidance=5.0, generator=t2v.seeded(3)))
     close(ours, ksampler(model, positive, negative, 3, 4, 5.0, latent=latent), "TI2V-5B euler, 4 steps, cfg 5")
+
+
+def check_gguf_model():
+    """A MODEL from ComfyUI-GGUF's Unet Loader (GGUF) (Q8_0 weights dequantized in its own ops, its own patcher) with
+    a LoRA: the pack's T2V = KSampler on it, and it differs from the same weights in fp16 by the quantization only.
+    Needs ComfyUI-GGUF (``COMFYUI_GGUF_DIR``) and the ``gguf`` package in ComfyUI's python."""
+    import folder_paths
+    from gguf_standin import write_wan_gguf
+    gguf_nodes = import_custom_node(Path(os.environ["COMFYUI_GGUF_DIR"]), "ComfyUI_GGUF").nodes
+    path = MODELS / "diffusion_models" / "native_wan2.1_t2v_1.3B-Q8_0.gguf"
+    if not path.exists():
+        write_wan_gguf(MODELS / "diffusion_models" / files.WAN21_FILE, path)
+    folder_paths.add_model_folder_path("diffusion_models", str(path.parent))
+    loaded = gguf_nodes.UnetLoaderGGUF().load_unet(path.name)[0]
+    assert type(loaded).__name__ == "GGUFModelPatcher", type(loaded)
+    model = patched(loaded, lora=files.LORA21_FILE)
+    positive, negative = conditioning()
+    for cfg in (5.0, 1.0):
+        close(pack_t2v(backbone(model), positive, negative, 3, 4, cfg), ksampler(model, positive, negative, 3, 4, cfg),
+              f"GGUF Q8_0 + LoRA, euler, 4 steps, cfg {cfg:g}")
+    fp16 = pack_t2v(backbone(unet(files.WAN21_FILE, lora=files.LORA21_FILE)), positive, negative, 3, 4, 1.0)
+    quantization = relative(pack_t2v(backbone(model), positive, negative, 3, 4, 1.0), fp16)
+    print(f"  Q8_0 against fp16 weights: {quantization:.2e}")
+    assert 0 < quantization < 0.05, f"the GGUF MODEL's output is {quantization:.2e} from the fp16 weights' output"
 
 
 CHECKS = {name[len("check_"):]: function for name, function in globals().items() if name.startswith("check_")}

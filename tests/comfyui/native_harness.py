@@ -23,14 +23,19 @@ def import_comfy_and_pack():
     comfy.cli_args.args.cpu = os.environ.get("NATIVE_CHECKS_DEVICE", "cpu") == "cpu"  # as `main.py --cpu`
     import comfy.model_management  # noqa: F401
     import comfy.sd  # noqa: F401
-    if PACK not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACK, ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK] = module
-        spec.loader.exec_module(module)
     import comfy
-    return sys.modules[PACK], comfy
+    return import_custom_node(ROOT, PACK), comfy
+
+
+def import_custom_node(folder: Path, name: str):
+    """Another custom node pack (its folder), imported as ComfyUI imports one: a package, relative imports inside."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def pack_module(name: str):
