@@ -61,6 +61,16 @@ def _work(heads: int, rows: int, keys: int, dim: int) -> int:
     return heads * (rows * keys + ROW_WORK * (rows + keys) + SAMPLE_WORK) * (dim + 16)
 
 
+def rows_per_piece(batch: int, heads: int, rows: int, keys: int, dim: int, device: torch.device) -> int:
+    """Query rows per piece of an attention cut along its queries only (every sample and head of a row together,
+    as where the heads are packed into the channels): all ``rows`` when the whole fits ``piece_work(device)``."""
+    budget = piece_work(device)
+    if batch * _work(heads, rows, keys, dim) <= budget:
+        return rows
+    per_sample = budget // (batch * heads * (dim + 16)) - ROW_WORK * keys - SAMPLE_WORK
+    return min(rows, max(1, per_sample // (keys + ROW_WORK)))
+
+
 def _pieces(batch: int, heads: int, rows: int, keys: int, dim: int, budget: int,
             group: int = 1) -> Iterator[tuple[slice, slice, slice]]:
     """(batch, head, query) slices covering ``batch × heads × rows`` query rows (``group`` heads more per head,

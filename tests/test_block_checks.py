@@ -263,3 +263,18 @@ def test_one_large_attention_stops_between_its_pieces(modelscope, monkeypatch):
         Denoiser(model, 3.0, check=Check(limit=stop_at))(x, t, cond)
     assert raised.traceback[-2].name == "chunked_attention"
     assert not any(isinstance(p, attention.InterruptibleAttention) for p in _processors(model.modules).values())
+
+
+@pytest.mark.parametrize("rows, keys", [(64, 64), (4800, 4800), (32760, 32760), (1, 10 ** 7)])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_rows_per_piece_keeps_each_query_cut_within_the_budget(rows, keys, device):
+    """The cut a host with heads packed into its channels makes (the native Wan MODEL's attention override): all
+    rows when the whole fits, else pieces of at most the budget's work (one row at least)."""
+    device = torch.device(device)
+    step = attention.rows_per_piece(1, 12, rows, keys, 128, device)
+    budget = attention.piece_work(device)
+    if attention._work(12, rows, keys, 128) <= budget:
+        assert step == rows
+    else:
+        assert 1 <= step <= rows and (step == 1 or attention._work(12, step, keys, 128) <= budget)
+        assert step == 1 or attention._work(12, step + 1, keys, 128) > budget  # no smaller than it must be

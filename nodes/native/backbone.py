@@ -37,6 +37,16 @@ VAE_LAST_STAGE = {16: (8, 96), 48: (8, 256)}
 file holds: Wan 2.1's at full size, Wan 2.2's at half (its 2×2 pixel patches are unfolded after it)."""
 
 
+def same_network(a, b) -> bool:
+    """Whether two MODELs run one network: clones of one load (a LoRA or a shift on each still shares it), or one
+    file loaded twice, told by the output layer's modulation, a small tensor every Wan file holds unquantized. The
+    two A14B experts are different networks; which one is which, nothing in a MODEL says."""
+    if a.model is b.model:
+        return True
+    x, y = (patcher.model.diffusion_model.head.modulation.detach() for patcher in (a, b))
+    return x.shape == y.shape and bool(torch.equal(x.float().cpu(), y.float().cpu()))
+
+
 def describe_model(patcher) -> str:
     """What a MODEL is, for messages: its ComfyUI model class and latent channels."""
     model = getattr(patcher, "model", None)
@@ -111,6 +121,11 @@ class NativeWanBackbone(WanFrames, VideoBackbone):
         if model_2 is not None and model_2.model.latent_format.latent_channels != channels:
             raise ValueError(f"model_low_noise: {describe_model(model_2)} does not belong with model "
                              f"({describe_model(self.patcher)}): connect the two experts of one Wan 2.2 A14B.")
+        if model_2 is not None and same_network(self.patcher, model_2):
+            raise ValueError("model_low_noise: it is the same network as model (one Load Diffusion Model, or one file "
+                             "loaded twice). Load Wan 2.2 A14B's low-noise expert (…t2v_low_noise…) with its own Load "
+                             "Diffusion Model and connect it here, or disconnect model_low_noise to run one network "
+                             "at every level.")
         if self.video_vae.latent_channels != channels:
             wanted = "wan2.2_vae" if channels == 48 else "wan_2.1_vae"
             raise ValueError(f"vae: its latents have {self.video_vae.latent_channels} channels but the MODEL's have "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .attention import OVERRIDE, interruptible
+
 WRAPPER_KEY = "zeroshot_video.per_frame_timesteps"
 
 
@@ -40,14 +42,17 @@ def _frame_timesteps(per_frame: torch.Tensor):
 
 
 def _model_options(patcher, conds: list, per_frame: torch.Tensor | None) -> dict:
-    """The MODEL's own options, with its wrappers and hooks registered as KSampler registers them, and the
-    per-frame timestep wrapper where the levels differ by frame."""
+    """The MODEL's own options, with its wrappers and hooks registered as KSampler registers them, its attention
+    cut into interruptible pieces where large, and the per-frame timestep wrapper where the levels differ by
+    frame."""
     import comfy.model_patcher
     import comfy.patcher_extension as extension
     import comfy.sampler_helpers as helpers
     options = comfy.model_patcher.create_model_options_clone(patcher.model_options)
     options.setdefault("transformer_options", {})
     helpers.prepare_model_patcher(patcher, {str(i): cond for i, cond in enumerate(conds)}, options)
+    transformer_options = options["transformer_options"]
+    transformer_options[OVERRIDE] = interruptible(transformer_options.get(OVERRIDE))
     if per_frame is not None:
         extension.add_wrapper_with_key(extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _frame_timesteps(per_frame),
                                        options, is_model_options=True)

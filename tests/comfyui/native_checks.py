@@ -181,6 +181,30 @@ def check_per_frame_levels_reach_the_network():
     assert relative(uniform, ours) > 1e-3, "per-frame levels made no difference"
 
 
+def check_large_attention_runs_in_pieces_through_the_models_own_override():
+    """An attention large enough to be cut (4 032 tokens) runs in interruptible pieces, each through the attention
+    override the MODEL carries (as SageAttention nodes set one), and the call equals the network run whole."""
+    model = unet(files.WAN21_FILE).clone()
+    calls = []
+
+    def users_override(func, *args, **kwargs):
+        calls.append(args[0].shape)
+        return func(*args, **kwargs)
+
+    model.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = users_override
+    model_backbone = backbone(model)
+    positive, _ = conditioning()
+    cond = model_backbone.conditioning_from_host(positive, positive)
+    x = torch.randn(1, 16, 7, 48, 48, generator=torch.Generator().manual_seed(0))
+    ours = model_backbone.predict(x, torch.tensor([[0.6] * 7]), [cond.positive], cond)[0]
+    whole_calls = 2 * len(model.model.diffusion_model.blocks)  # a self- and a cross-attention per block
+    print(f"  {len(calls)} attention calls through the MODEL's override, {whole_calls} without pieces")
+    assert len(calls) > whole_calls and all(shape[0] == 1 for shape in calls), calls
+    model_management.load_models_gpu([model])
+    direct = model.model.diffusion_model(x, torch.full((1,), 0.6 * 1000), context=positive[0][0]).float()
+    close(ours, direct, "pieces against the whole")
+
+
 def check_latents_interoperate():
     """The pack's LATENT decodes with VAEDecode as the pack decodes it, and a KSampler LATENT continues in the
     pack's T2V Sampler (denoise 0.6)."""
@@ -348,6 +372,9 @@ def check_bad_input_is_refused_naming_what_to_change():
     refused(lambda: backbone(unet(files.TI2V_FILE)), "16 channels", "48", "wan2.2_vae")
     refused(lambda: backbone(image_to_video_wan()), "image-to-video", "wan2.1_t2v")
     refused(lambda: backbone(model, model_low_noise=unet(files.TI2V_FILE)), "model_low_noise", "A14B")
+    high = unet(files.A14B_HIGH_FILE, lora=files.LORA_HIGH_FILE)
+    for same in (patched(high.clone(), lora=files.LORA_LOW_FILE), unet(files.A14B_HIGH_FILE)):
+        refused(lambda: backbone(high, model_low_noise=same), "model_low_noise", "same network", "low-noise expert")
     model_backbone = backbone(model)
     refused(lambda: model_backbone.conditioning_from_host(*conditioning(width=768)), "768", "4096", "umt5")
     positive, negative = conditioning()
