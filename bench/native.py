@@ -15,7 +15,9 @@ Runs under ComfyUI's python, in-process (``tests/comfyui/native_harness.py``: Co
 
 For each sampler (euler, uni_pc) and cfg (5: both branches in one batched call; 1: one branch), one warm-up run
 of each side (not timed), then ``repeats`` rounds K, P, K, P, …; seconds per step = median run / steps. The
-speed ratio is KSampler's time over the pack's (≥ 0.97 is the target: the pack at most 3 % slower); the max
+speed ratio is KSampler's time over the pack's (≥ 0.97 is the target: the pack at most 3 % slower), of the median
+runs and of the fastest runs (on a shared 2-core VM one run of the same work scatters by ±15 %, and interference
+only slows a run, so the fastest run of each side is the steadier figure); the max
 relative difference is max |pack − KSampler| / max |KSampler| (≤ 1e-5 is the target, for float32 compute).
 Model calls are counted by a forward pre-hook on ComfyUI's WanModel (one call = one batched forward).
 
@@ -59,7 +61,7 @@ CONFIGS = (("euler", 5.0), ("euler", 1.0), ("uni_pc", 5.0), ("uni_pc", 1.0))
 TOLERANCE = 1e-5  # max relative difference, float32 compute
 SPEED_TARGET = 0.97  # KSampler's seconds over the pack's
 # latent (batch, channels, latent frames, height/8, width/8); video frames = 4·(F − 1) + 1
-STANDIN = {"latent": (1, 16, 5, 48, 80), "steps": 8, "repeats": 5}  # 17 frames of 384×640: 4 800 tokens
+STANDIN = {"latent": (1, 16, 5, 48, 80), "steps": 8, "repeats": 9}  # 17 frames of 384×640: 4 800 tokens
 QUICK = {"latent": (1, 16, 2, 8, 8), "steps": 3, "repeats": 1}
 GPU = {"latent": (1, 16, 21, 60, 104), "steps": 4, "repeats": 3}  # 81 frames of 480×832: 32 760 tokens
 GPU_QUICK = {"latent": (1, 16, 2, 8, 8), "steps": 2, "repeats": 1}
@@ -164,15 +166,18 @@ def compare(model, vae, shape, steps: int, repeats: int, sampler: str, cfg: floa
     relative = difference / float(theirs.abs().max())
     median = {name: statistics.median(values) for name, values in seconds.items()}
     ratio = median["ksampler"] / median["pack"]
+    best = min(seconds["ksampler"]) / min(seconds["pack"])
     figures = {"sampler": sampler, "cfg": cfg, "steps": steps, "model_calls_per_run": calls,
                "ksampler_seconds_per_step": round(median["ksampler"] / steps, 4),
                "pack_seconds_per_step": round(median["pack"] / steps, 4),
                "speed_ratio_ksampler_over_pack": round(ratio, 3),
+               "speed_ratio_fastest_runs": round(best, 3), "fastest_at_least_0.97": best >= SPEED_TARGET,
                "max_relative_difference": relative, "max_abs_difference": difference,
                "parity_within_1e-5": relative <= TOLERANCE, "speed_at_least_0.97": ratio >= SPEED_TARGET,
                "run_seconds": seconds}
     print(f"  {sampler:6} cfg {cfg:g}: KSampler {figures['ksampler_seconds_per_step']:.4f} s/step, pack "
-          f"{figures['pack_seconds_per_step']:.4f} s/step, speed ratio {ratio:.3f}, max relative difference "
+          f"{figures['pack_seconds_per_step']:.4f} s/step, speed ratio {ratio:.3f} (fastest runs {best:.3f}), max "
+          f"relative difference "
           f"{relative:.2e}, model calls {calls['ksampler']} / {calls['pack']}", flush=True)
     return figures
 
@@ -191,6 +196,7 @@ def section(model, vae, settings: dict, description: str) -> dict:
             "steps": settings["steps"], "timed_rounds": settings["repeats"],
             "all_within_1e-5": all(r["parity_within_1e-5"] for r in results),
             "all_at_least_0.97": all(r["speed_at_least_0.97"] for r in results),
+            "all_fastest_at_least_0.97": all(r["fastest_at_least_0.97"] for r in results),
             "configurations": results}
 
 

@@ -61,10 +61,11 @@ def _work(heads: int, rows: int, keys: int, dim: int) -> int:
     return heads * (rows * keys + ROW_WORK * (rows + keys) + SAMPLE_WORK) * (dim + 16)
 
 
-def rows_per_piece(batch: int, heads: int, rows: int, keys: int, dim: int, device: torch.device) -> int:
+def rows_per_piece(batch: int, heads: int, rows: int, keys: int, dim: int, device: torch.device,
+                   scale: int = 1) -> int:
     """Query rows per piece of an attention cut along its queries only (every sample and head of a row together,
-    as where the heads are packed into the channels): all ``rows`` when the whole fits ``piece_work(device)``."""
-    budget = piece_work(device)
+    as where the heads are packed into the channels): all ``rows`` when the whole fits ``scale`` pieces' work."""
+    budget = scale * piece_work(device)
     if batch * _work(heads, rows, keys, dim) <= budget:
         return rows
     per_sample = budget // (batch * heads * (dim + 16)) - ROW_WORK * keys - SAMPLE_WORK

@@ -267,12 +267,13 @@ def test_one_large_attention_stops_between_its_pieces(modelscope, monkeypatch):
 
 @pytest.mark.parametrize("rows, keys", [(64, 64), (4800, 4800), (32760, 32760), (1, 10 ** 7)])
 @pytest.mark.parametrize("device", ["cpu", "meta"])
-def test_rows_per_piece_keeps_each_query_cut_within_the_budget(rows, keys, device):
+@pytest.mark.parametrize("scale", [1, 4])
+def test_rows_per_piece_keeps_each_query_cut_within_the_budget(rows, keys, device, scale):
     """The cut a host with heads packed into its channels makes (the native Wan MODEL's attention override): all
     rows when the whole fits, else pieces of at most the budget's work (one row at least)."""
     device = torch.device(device)
-    step = attention.rows_per_piece(1, 12, rows, keys, 128, device)
-    budget = attention.piece_work(device)
+    step = attention.rows_per_piece(1, 12, rows, keys, 128, device, scale)
+    budget = scale * attention.piece_work(device)
     if attention._work(12, rows, keys, 128) <= budget:
         assert step == rows
     else:

@@ -182,7 +182,7 @@ def check_per_frame_levels_reach_the_network():
 
 
 def check_large_attention_runs_in_pieces_through_the_models_own_override():
-    """An attention large enough to be cut (4 032 tokens) runs in interruptible pieces, each through the attention
+    """An attention large enough to be cut (8 064 tokens) runs in interruptible pieces, each through the attention
     override the MODEL carries (as SageAttention nodes set one), and the call equals the network run whole."""
     model = unet(files.WAN21_FILE).clone()
     calls = []
@@ -195,8 +195,8 @@ def check_large_attention_runs_in_pieces_through_the_models_own_override():
     model_backbone = backbone(model)
     positive, _ = conditioning()
     cond = model_backbone.conditioning_from_host(positive, positive)
-    x = torch.randn(1, 16, 7, 48, 48, generator=torch.Generator().manual_seed(0))
-    ours = model_backbone.predict(x, torch.tensor([[0.6] * 7]), [cond.positive], cond)[0]
+    x = torch.randn(1, 16, 14, 48, 48, generator=torch.Generator().manual_seed(0))
+    ours = model_backbone.predict(x, torch.tensor([[0.6] * 14]), [cond.positive], cond)[0]
     whole_calls = 2 * len(model.model.diffusion_model.blocks)  # a self- and a cross-attention per block
     print(f"  {len(calls)} attention calls through the MODEL's override, {whole_calls} without pieces")
     assert len(calls) > whole_calls and all(shape[0] == 1 for shape in calls), calls
