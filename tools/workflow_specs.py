@@ -621,6 +621,23 @@ WAN_22_FIFO_LONG = _wan_fifo_long(
     "a hot air balloon drifting over snowy mountains at sunrise, cinematic, high quality", WAN22_A14B_MEMORY,
     guidance_2=3.0)
 
+def _wan_anchor_and_nivsds(first: int, backbone: int, conditioning: int, reward: int, frames: int, guidance: float,
+                           nivsds_group: str) -> list[list[dict]]:
+    """I4VGen's first stages on Wan at 30 steps, nodes ``first`` to ``first + 2``: Reward Select Anchor (its scores
+    in Preview Any), then NI-VSDS Optimize on its still video."""
+    return [
+        [{"id": first, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
+          "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "reward_model": (reward, 0),
+                     "frames": frames, "width": WAN_W, "height": WAN_H, "steps": 30, "guidance": guidance, "seed": 42,
+                     "num_candidates": 0}},
+         {"id": first + 1, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
+          "size": [320, 220], "inputs": {"source": (first, 2)}}],
+        [{"id": first + 2, "type": "NIVSDSOptimize", "group": nivsds_group,
+          "inputs": {"backbone": (backbone, 0), "conditioning": (conditioning, 0), "latent": (first, 0), "steps": 30,
+                     "guidance": guidance, "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+    ]
+
+
 WAN_I4VGEN = {
     "name": "wan_i4vgen",
     "note": (
@@ -637,15 +654,7 @@ WAN_I4VGEN = {
     ),
     "columns": [
         [_wan(1), _reward_model(2), _wan_prompt(3, 1, "a corgi running along a beach at sunset, high quality")],
-        [{"id": 4, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
-          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "reward_model": (2, 0), "frames": 81,
-                     "width": WAN_W, "height": WAN_H, "steps": 30, "guidance": 5.0, "seed": 42,
-                     "num_candidates": 0}},
-         {"id": 5, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
-          "size": [320, 220], "inputs": {"source": (4, 2)}}],
-        [{"id": 6, "type": "NIVSDSOptimize", "group": "2a · NI-VSDS",
-          "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "latent": (4, 0), "steps": 30, "guidance": 5.0,
-                     "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+        *_wan_anchor_and_nivsds(4, 1, 3, 2, 81, 5.0, "2a · NI-VSDS"),
         [{"id": 7, "type": "T2VSampler", "group": "2b · Regenerate",
           "inputs": {"backbone": (1, 0), "conditioning": (3, 0), "frames": 81, "width": WAN_W,
                      "height": WAN_H, "steps": 30, "guidance": 5.0, "eta": 0.0, "seed": 42, "latent": (6, 0),
@@ -839,15 +848,7 @@ NATIVE_I4VGEN_TO_KSAMPLER = {
         [_shift(5, 1, 8.0), _clip_text(6, 2, NATIVE_I4VGEN_PROMPT, "Positive prompt"),
          _clip_text(7, 2, NEGATIVE, "Negative prompt")],
         [_native_backbone(8, 5, 3), _native_conditioning(9, 8, 6, 7, NATIVE_I4VGEN_PROMPT)],
-        [{"id": 10, "type": "RewardSelectAnchor", "group": "1 · Anchor image",
-          "inputs": {"backbone": (8, 0), "conditioning": (9, 0), "reward_model": (4, 0), "frames": NATIVE_FRAMES_21,
-                     "width": WAN_W, "height": WAN_H, "steps": 30, "guidance": 6.0, "seed": 42,
-                     "num_candidates": 0}},
-         {"id": 11, "type": "PreviewAny", "group": "1 · Anchor image", "title": "Candidate scores",
-          "size": [320, 220], "inputs": {"source": (10, 2)}}],
-        [{"id": 12, "type": "NIVSDSOptimize", "group": "2 · NI-VSDS",
-          "inputs": {"backbone": (8, 0), "conditioning": (9, 0), "latent": (10, 0), "steps": 30, "guidance": 6.0,
-                     "p": 0.6, "step_sizes": "10,10,10,1", "seed": 42}}],
+        *_wan_anchor_and_nivsds(10, 8, 9, 4, NATIVE_FRAMES_21, 6.0, "2 · NI-VSDS"),
         [{"id": 13, "type": "KSampler", "group": "3 · KSampler",
           "inputs": {"model": (5, 0), "seed": 42, "steps": 30, "cfg": 6.0, "sampler_name": "uni_pc",
                      "scheduler": "simple", "positive": (6, 0), "negative": (7, 0), "latent_image": (12, 0),
