@@ -121,58 +121,52 @@ def native_umt5(seed: int = 0):
     return model, tokenizer
 
 
+def _write(root: Path, transformers: dict, loras: tuple, encoders: dict, vaes: dict) -> dict[str, Path]:
+    """Write the stand-ins a table names under ``root``: ``transformers`` {name: (channels, seed, fp8)}, ``loras``
+    ((name, model name, seed), …), ``encoders`` {name: fp8} (the 4096-wide UMT5), ``vaes`` {name: "2.1" | "2.2"}.
+    fp8 files hold fp8_scaled tensors (the old ``scale_weight`` layout ComfyUI writes) made from bf16, the others
+    fp16. Returns {file name: path}."""
+    states, written = {}, {}
+    for name, (channels, seed, fp8) in transformers.items():
+        states[name] = wan_transformer_to_comfy(native_wan_transformer(channels, seed), PREFIX,
+                                                torch.bfloat16 if fp8 else torch.float16)
+        written[name] = _save(fp8_scaled(states[name]) if fp8 else states[name], root / "diffusion_models" / name)
+    for name, model_name, seed in loras:
+        written[name] = _save(lightx2v_lora(states[model_name], seed), root / "loras" / name)
+    umt5, tokenizer = native_umt5()
+    for name, fp8 in encoders.items():
+        state = (fp8_scaled(umt5_to_comfy(umt5, tokenizer, torch.bfloat16), keep=umt5_keeps) if fp8
+                 else umt5_to_comfy(umt5, tokenizer, torch.float16))
+        written[name] = _save(state, root / "text_encoders" / name, _umt5_sizes(umt5))
+    for name, version in vaes.items():
+        written[name] = _save(full_size_wan_vae(version), root / "vae" / name)
+    return written
+
+
 def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:
     """The native stand-ins under ``models_dir`` (a ComfyUI ``models/`` folder): diffusion_models/ (2.1 1.3B,
     2.2 A14B's two experts, 2.2 TI2V 5B; fp16, ``model.diffusion_model.`` names), loras/ (one lightx2v-layout
     LoRA per A14B expert and one for 2.1), text_encoders/ (a 4096-wide UMT5 for the pack's loader) and, with
     ``vaes``, vae/ (full-size 2.1 and 2.2 VAEs: 254 MB and 1.4 GB). Returns {file name: path}."""
-    root = Path(models_dir)
-    models, loras, encoders, vae_dir = root / "diffusion_models", root / "loras", root / "text_encoders", root / "vae"
-    transformers = {WAN21_FILE: (16, 0), A14B_HIGH_FILE: (16, 0), A14B_LOW_FILE: (16, 1), TI2V_FILE: (48, 0)}
-    states = {name: wan_transformer_to_comfy(native_wan_transformer(channels, seed), PREFIX, torch.float16)
-              for name, (channels, seed) in transformers.items()}
-    written = {name: _save(state, models / name) for name, state in states.items()}
-    for lora_name, model_name, seed in ((LORA21_FILE, WAN21_FILE, 10), (LORA_HIGH_FILE, A14B_HIGH_FILE, 11),
-                                        (LORA_LOW_FILE, A14B_LOW_FILE, 12)):
-        written[lora_name] = _save(lightx2v_lora(states[model_name], seed), loras / lora_name)
-    umt5, tokenizer = native_umt5()
-    written[UMT5_FILE] = _save(umt5_to_comfy(umt5, tokenizer, torch.float16), encoders / UMT5_FILE, _umt5_sizes(umt5))
-    if vaes:
-        written[VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / VAE21_FILE)
-        written[VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / VAE22_FILE)
-    return written
+    return _write(Path(models_dir),
+                  {WAN21_FILE: (16, 0, False), A14B_HIGH_FILE: (16, 0, False), A14B_LOW_FILE: (16, 1, False),
+                   TI2V_FILE: (48, 0, False)},
+                  ((LORA21_FILE, WAN21_FILE, 10), (LORA_HIGH_FILE, A14B_HIGH_FILE, 11),
+                   (LORA_LOW_FILE, A14B_LOW_FILE, 12)),
+                  {UMT5_FILE: False}, {VAE21_FILE: "2.1", VAE22_FILE: "2.2"} if vaes else {})
 
 
 def write_released_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:
     """The same stand-ins under the released names (Comfy-Org's repackaged files, the lightx2v LoRAs), for a
     ComfyUI whose workflows load them by those names: the tier-2 and browser servers. They replace the pack's own
     Wan single-file stand-ins of the same names (``standin_files_wan``), which ComfyUI's loaders cannot take; the
-    pack's loader takes these. fp8 names hold fp8_scaled tensors (the old ``scale_weight`` layout ComfyUI writes),
-    fp16 names fp16; ``vaes`` False leaves out the full-size VAEs. Returns {file name: path}."""
-    root = Path(models_dir)
-    models, loras, encoders, vae_dir = root / "diffusion_models", root / "loras", root / "text_encoders", root / "vae"
-    fp16 = dict(prefix=PREFIX, dtype=torch.float16)
-    fp8 = dict(prefix=PREFIX, dtype=torch.bfloat16)
-    transformers = {released.WAN21_FILE: (16, 0, fp16), WAN21_14B_RELEASED: (16, 2, fp8),
-                    released.A14B_HIGH_FILE: (16, 0, fp8), released.A14B_LOW_FILE: (16, 1, fp8),
-                    released.TI2V_FILE: (48, 0, fp16)}
-    written = {}
-    states = {}
-    for name, (channels, seed, layout) in transformers.items():
-        states[name] = wan_transformer_to_comfy(native_wan_transformer(channels, seed), **layout)
-        state = fp8_scaled(states[name]) if layout is fp8 else states[name]
-        written[name] = _save(state, models / name)
-    for lora_name, model_name, seed in ((LORA21_14B_RELEASED, WAN21_14B_RELEASED, 13),
-                                        (LORA_HIGH_RELEASED, released.A14B_HIGH_FILE, 11),
-                                        (LORA_LOW_RELEASED, released.A14B_LOW_FILE, 12)):
-        written[lora_name] = _save(lightx2v_lora(states[model_name], seed), loras / lora_name)
-    umt5, tokenizer = native_umt5()
-    sizes = _umt5_sizes(umt5)
-    written[released.UMT5_FILE] = _save(umt5_to_comfy(umt5, tokenizer, torch.float16), encoders / released.UMT5_FILE,
-                                        sizes)
-    written[released.UMT5_FP8_FILE] = _save(fp8_scaled(umt5_to_comfy(umt5, tokenizer, torch.bfloat16),
-                                                        keep=umt5_keeps), encoders / released.UMT5_FP8_FILE, sizes)
-    if vaes:
-        written[released.VAE21_FILE] = _save(full_size_wan_vae("2.1"), vae_dir / released.VAE21_FILE)
-        written[released.VAE22_FILE] = _save(full_size_wan_vae("2.2"), vae_dir / released.VAE22_FILE)
-    return written
+    pack's loader takes these. fp8 names hold fp8_scaled tensors, fp16 names fp16; ``vaes`` False leaves out the
+    full-size VAEs. Returns {file name: path}."""
+    return _write(Path(models_dir),
+                  {released.WAN21_FILE: (16, 0, False), WAN21_14B_RELEASED: (16, 2, True),
+                   released.A14B_HIGH_FILE: (16, 0, True), released.A14B_LOW_FILE: (16, 1, True),
+                   released.TI2V_FILE: (48, 0, False)},
+                  ((LORA21_14B_RELEASED, WAN21_14B_RELEASED, 13), (LORA_HIGH_RELEASED, released.A14B_HIGH_FILE, 11),
+                   (LORA_LOW_RELEASED, released.A14B_LOW_FILE, 12)),
+                  {released.UMT5_FILE: False, released.UMT5_FP8_FILE: True},
+                  {released.VAE21_FILE: "2.1", released.VAE22_FILE: "2.2"} if vaes else {})
