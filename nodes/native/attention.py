@@ -25,11 +25,12 @@ bench/native.py); on a GPU, Wan 1.3B at 480p × 81 frames runs in 4 pieces."""
 def interruptible(previous=None):
     """An ``optimized_attention_override`` in pieces, each through ``previous`` (the MODEL's own override) or the
     attention ComfyUI chose."""
+    import comfy.model_management as model_management
+
     def run(func, q, *args, **kwargs):
         return previous(func, q, *args, **kwargs) if previous is not None else func(q, *args, **kwargs)
 
     def override(func, q, k, v, *args, **kwargs):
-        import comfy.model_management as model_management
         heads = kwargs.get("heads", args[0] if args else None)
         if kwargs.get("mask") is not None or len(args) > 1 or not isinstance(heads, int) or q.dim() not in (3, 4):
             return run(func, q, k, v, *args, **kwargs)  # a mask or an unusual call: one piece
