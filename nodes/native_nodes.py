@@ -55,7 +55,9 @@ class WanModelBackbone:
             "clip": LINK("CLIP", "Your Wan text encoder (CLIPLoader umt5_xxl_*, type wan), so T2V Text Encode and "
                                  "T2V Prompt Schedule can encode prompts. Not needed when the conditioning comes "
                                  "from CLIPTextEncode through T2V Conditioning from CONDITIONING."),
-            "model_low_noise": LINK("MODEL", "Wan 2.2 A14B only: the low-noise expert, with its own LoRA."),
+            "model_low_noise": LINK("MODEL", "Wan 2.2 A14B only: the low-noise expert, with its own LoRA. Experts "
+                                             "or LoRAs wired the wrong way round are refused where their file "
+                                             "names say which expert they are (…high_noise… / …low_noise…)."),
             "boundary": FLOAT(BOUNDARY, 0.0, 1.0, "Wan 2.2 A14B: levels with 1000·σ at or above boundary·1000 go to "
                               "the high-noise expert, the rest to the low-noise one (0.875 is Wan 2.2 T2V's own; "
                               "with shift 5 and 4 steps it splits them 2 + 2 as ComfyUI's template does).",
@@ -63,10 +65,13 @@ class WanModelBackbone:
             "scheduler": COMBO(scheduler_names(), "ComfyUI's scheduler for the pack's sampling grid (T2V Sampler, "
                                "TI2V-Zero, I4VGen, FIFO's levels): simple is what ComfyUI's Wan templates use.",
                                "simple"),
-        }}
+        }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
-    def wrap(self, model, vae, clip=None, model_low_noise=None, boundary=BOUNDARY, scheduler="simple"):
+    def wrap(self, model, vae, clip=None, model_low_noise=None, boundary=BOUNDARY, scheduler="simple", prompt=None,
+             unique_id=None):
         from .native.backbone import NativeWanBackbone
+        from .native.expert_wiring import check_expert_wiring
+        check_expert_wiring(prompt, unique_id)  # the graph's file names: MODELs carry none
         return (NativeLoaded(NativeWanBackbone(model, vae, clip=clip, model_2=model_low_noise, boundary=boundary,
                                                scheduler=scheduler)),)
 

@@ -40,6 +40,9 @@ def render(mappings, display_names) -> str:
                   "| input | type | default | what it does |", "|---|---|---|---|"]
         for section, inputs in cls.INPUT_TYPES().items():
             for input_name, spec in inputs.items():
+                if isinstance(spec, str):  # one of ComfyUI's own hidden inputs (PROMPT, UNIQUE_ID): no widget
+                    lines.append(f"| `{input_name}` | {spec} |  | Hidden, not a widget: ComfyUI fills it in. |")
+                    continue
                 kind, default = _type_and_default(spec)
                 optional = " (optional)" if section == "optional" else ""
                 tooltip = spec[1].get("tooltip", "") if len(spec) > 1 else ""

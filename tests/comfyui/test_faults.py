@@ -31,6 +31,7 @@ FIFO = ROOT / "workflows" / "api" / "fifo_multi_prompt.json"
 I4VGEN = ROOT / "workflows" / "api" / "i4vgen_t2v.json"
 WAN_FILES = ROOT / "workflows" / "api" / "wan_ti2v_zero_single_files.json"
 CHECKPOINT = ROOT / "workflows" / "api" / "i4vgen_t2v_checkpoint.json"
+NATIVE_A14B = ROOT / "workflows" / "api" / "native_wan22_fifo_long.json"
 SMALL_T2V = ["3.frames=4", "3.width=64", "3.height=64", "3.steps=2"]
 SMALL_FIFO = ["5.width=64", "5.height=64", "5.steps=8", "5.frames=4", "8.window_frames=4", "8.partitions=2",
               "8.num_frames=12", "6.start_frame=4", "7.start_frame=8"]
@@ -131,6 +132,11 @@ def checkpoint(**changes):
     return lambda: _prompt(CHECKPOINT, SMALL_I4VGEN, changes)
 
 
+def native_a14b(**changes):
+    """ComfyUI's A14B template wiring (UNETLoader → LoraLoaderModelOnly → ModelSamplingSD3, twice) into the pack."""
+    return lambda: _prompt(NATIVE_A14B, cpu_overrides.set_arguments(NATIVE_A14B.stem), changes)
+
+
 def mixed_backbones():
     """A ModelScope latent decoded with an AnimateDiff backbone's VAE."""
     prompt = _prompt(T2V, SMALL_T2V, {})
@@ -193,6 +199,12 @@ CASES = {
                                 (FAILED, "3", "frames")),
     # Links between backbones that do not belong together.
     "latent_of_another_backbone": (mixed_backbones, (FAILED, "4", MODELSCOPE)),
+    # Wan 2.2 A14B experts wired the wrong way round, seen in the graph's file names (a MODEL carries none).
+    "a14b_experts_swapped": (native_a14b(**{"14": {"model": ["8", 0], "model_low_noise": ["7", 0]}}),
+                             (FAILED, "14", "model and model_low_noise are swapped")),
+    "lora_on_the_other_expert": (native_a14b(**{"5": {"lora_name": "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise"
+                                                                   ".safetensors"}}),
+                                 (FAILED, "14", "is for the low-noise expert")),
     # Handled, and said so.
     "unknown_config_keys": (t2v(**{"1": {"model": "unknown-keys"}}), (SUCCEEDED, None, None)),
     "megabyte_prompt": (t2v(**{"2": {"prompt": "a red panda " * 90_000}}), (SUCCEEDED, None, None)),

@@ -44,8 +44,11 @@ def test_object_info_lists_every_node_with_our_tooltips(object_info):
         assert served["output_tooltips"] == list(cls.OUTPUT_TOOLTIPS)
         for section, inputs in cls.INPUT_TYPES().items():
             assert served["input_order"][section] == list(inputs), f"{name} {section} order"
-            for input_name, (_, options) in inputs.items():
-                assert served["input"][section][input_name][1]["tooltip"] == options["tooltip"], \
+            for input_name, declared in inputs.items():
+                if isinstance(declared, str):  # ComfyUI's own hidden kinds (PROMPT, UNIQUE_ID): served as declared
+                    assert served["input"][section][input_name] == declared, f"{name}.{input_name}"
+                    continue
+                assert served["input"][section][input_name][1]["tooltip"] == declared[1]["tooltip"], \
                     f"{name}.{input_name}"
 
 

@@ -1,0 +1,104 @@
+"""Which Wan 2.2 A14B expert each MODEL input was loaded as, read off the file names in the user's graph.
+
+ComfyUI's MODEL keeps no file name and both experts have one architecture, so the weights cannot say which is which.
+The graph can: ComfyUI gives a node the API prompt it runs (hidden input ``PROMPT``), and each MODEL input leads
+back through LoraLoaderModelOnly, ModelSamplingSD3 and patch nodes (each passes its ``model`` input on) to the loader
+whose file the user chose. Released names mark the expert: ``…high_noise…`` / ``…low_noise…`` (Comfy-Org's files
+and their GGUF conversions), ``…HighNoise…``, or ``HIGH`` / ``LOW`` beside ``A14B`` (Kijai's files, the Lightning
+LoRAs). A name without a mark, or a chain the walk cannot follow, checks nothing.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HIGH, LOW = "high", "low"
+EXPERT = {HIGH: "the high-noise expert", LOW: "the low-noise expert"}
+SLOTS = {"model": HIGH, "model_low_noise": LOW}
+MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def expert_mark(file_name: str) -> str | None:
+    """HIGH or LOW when the name marks one A14B expert (and only one), else None."""
+    words = [word for word in re.split(r"[^a-z0-9]+", file_name.lower()) if word]
+    terms = set(words) | {first + second for first, second in zip(words, words[1:])}
+    marks = {mark for mark in (HIGH, LOW) if f"{mark}noise" in terms or (mark in terms and "a14b" in terms)}
+    return marks.pop() if len(marks) == 1 else None
+
+
+@dataclass(frozen=True)
+class ChosenFile:
+    node: str
+    title: str
+    input_name: str
+    name: str
+
+    @property
+    def is_lora(self) -> bool:
+        return "lora" in self.input_name.lower()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.title}, node {self.node})"
+
+
+def files_upstream(prompt: dict, link) -> list[ChosenFile]:
+    """The files chosen along the chain of ``model`` inputs that ends at ``link``, nearest first."""
+    found, seen = [], set()
+    while _is_link(link) and str(link[0]) in prompt and str(link[0]) not in seen:
+        node_id = str(link[0])
+        seen.add(node_id)
+        node = prompt[node_id]
+        inputs = node.get("inputs") or {}
+        title = (node.get("_meta") or {}).get("title") or node.get("class_type", "?")
+        found += [ChosenFile(node_id, title, name, value) for name, value in inputs.items()
+                  if isinstance(value, str) and value.lower().endswith(MODEL_FILE_SUFFIXES)]
+        link = inputs.get("model")
+    return found
+
+
+def check_expert_wiring(prompt: dict | None, node_id) -> None:
+    """Refuses, naming what to change, A14B experts connected the wrong way round, and a LoRA whose name is for the
+    other expert than the one it is on. ``prompt`` and ``node_id`` are ComfyUI's hidden PROMPT and UNIQUE_ID."""
+    node = (prompt or {}).get(str(node_id))
+    if not node:
+        return
+    inputs = node.get("inputs") or {}
+    chains = {slot: files_upstream(prompt, inputs.get(slot)) for slot in SLOTS}
+    two_experts = _is_link(inputs.get("model_low_noise"))
+    if two_experts:
+        _check_loaders(chains)
+    for slot, files in chains.items():
+        loaders = [file for file in files if not file.is_lora]
+        expert = SLOTS[slot] if two_experts else (expert_mark(loaders[-1].name) if loaders else None)
+        if expert is not None:
+            _check_loras(slot, expert, [file for file in files if file.is_lora])
+
+
+def _check_loaders(chains: dict[str, list[ChosenFile]]) -> None:
+    misplaced = {}
+    for slot, files in chains.items():
+        loaders = [file for file in files if not file.is_lora]
+        if loaders and expert_mark(loaders[-1].name) not in (None, SLOTS[slot]):
+            misplaced[slot] = loaders[-1]
+    if len(misplaced) == 2:
+        raise ValueError(f"model and model_low_noise are swapped: model comes from {misplaced['model']} and "
+                         f"model_low_noise from {misplaced['model_low_noise']}. Connect the high-noise expert's "
+                         "chain to model and the low-noise expert's to model_low_noise.")
+    for slot, file in misplaced.items():
+        other = next(name for name in SLOTS if name != slot)
+        raise ValueError(f"{slot} comes from {file}, {EXPERT[expert_mark(file.name)]}, but {slot} takes "
+                         f"{EXPERT[SLOTS[slot]]}: load …{SLOTS[slot]}_noise… there (and the "
+                         f"{SLOTS[other]}-noise file into {other}).")
+
+
+def _check_loras(slot: str, expert: str, loras: list[ChosenFile]) -> None:
+    for lora in loras:
+        mark = expert_mark(lora.name)
+        if mark not in (None, expert):
+            raise ValueError(f"{slot}: the LoRA {lora} is for {EXPERT[mark]}, but it is on {slot}'s chain, which "
+                             f"runs {EXPERT[expert]}: choose its {expert}-noise twin in node {lora.node}, and put "
+                             f"this one on the {mark}-noise expert's chain.")
+
+
+def _is_link(value) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2 and isinstance(value[1], int)
