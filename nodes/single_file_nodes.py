@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..core.loading import listings as model_files
 from ..core.families.unet.backbone import TIMESTEP_GRIDS
+from ..core.families.wan.expert_names import HIGH, LOW, check_experts_in_slots
 from ..core.loading.parts import resolve_dtype
 from . import comfy_glue as glue
 from .backbone_nodes import CATEGORY, NONE, loaded, memory_inputs
@@ -57,7 +58,8 @@ class LoadWanModelFiles:
         }, "optional": {
             "model_2": COMBO([NONE] + models, "Wan 2.2 A14B only: the low-noise expert "
                              "(wan2.2_t2v_low_noise_14B_*.safetensors). It denoises below the model's boundary "
-                             "(1000·σ < 875); 'none' for single-model Wan.", NONE),
+                             "(1000·σ < 875); 'none' for single-model Wan. Experts chosen the wrong way round "
+                             "are refused by their names.", NONE),
             "flow_shift": FLOAT(0.0, 0.0, 100.0, "The flow-matching shift of the noise schedule; 0 = the model's "
                                 "own (Wan 2.1: 3.0, the 480p value, 5.0 suits 720p; Wan 2.2 A14B: 12.0; Wan 2.2 "
                                 "TI2V 5B: 5.0).", step=0.1),
@@ -66,6 +68,9 @@ class LoadWanModelFiles:
 
     def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, **memory):
         from ..core.families.wan.files import HALF, load_wan_files
+        if model_2 != NONE:  # Wan 2.2 A14B's experts the wrong way round, told by their names before anything loads
+            check_experts_in_slots({"model": (model, model), "model_2": (model_2, model_2)},
+                                   {"model": HIGH, "model_2": LOW})
         files = (_file(model, "diffusion_models", "diffusion model"),
                  _file(text_encoder, "text_encoders", "text encoder"), _file(vae, "vae", "VAE"))
         second = _optional_file(model_2, "diffusion_models", "diffusion model")

@@ -73,6 +73,7 @@ def test_single_file_models_without_their_companions_are_refused_by_flag(models_
                    "zeroshot_video.cli.commands.load_backbone"):
         monkeypatch.setattr(loader, lambda *a, **k: pytest.fail("a model was loaded before the flags were checked"))
     wan = str(models_dir / "diffusion_models" / wan_files.WAN21_FILE)
+    high_noise = str(models_dir / "diffusion_models" / wan_files.A14B_HIGH_FILE)
     encoder = str(models_dir / "text_encoders" / wan_files.UMT5_FP8_FILE)
     vae = str(models_dir / "vae" / wan_files.VAE21_FILE)
     checkpoint = str(models_dir / "checkpoints" / sd15_files.CHECKPOINT)
@@ -89,6 +90,8 @@ def test_single_file_models_without_their_companions_are_refused_by_flag(models_
         (["--model", vae], ("a Wan 2.1 VAE", "not a model the demo runs")),
         (["--model", folder, "--vae", vae], ("--vae go with a Wan diffusion model file",)),
         (["--vae", vae], ("--vae go with a Wan diffusion model file",)),
+        (["--model", high_noise.replace("high_noise", "low_noise"), "--model-2", high_noise, "--text-encoder",
+          encoder, "--vae", vae], ("--model and --model-2 are swapped", wan_files.A14B_LOW_FILE)),
     ]
     for flags, needles in cases:
         _fails(["demo", *flags, "--out", str(tmp_path / "x.webp")], capsys, *needles)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from zeroshot_video.nodes.native.expert_wiring import HIGH, LOW, check_expert_wiring, expert_mark, files_upstream
+from zeroshot_video.core.families.wan.expert_names import HIGH, LOW, expert_mark
+from zeroshot_video.nodes.native.expert_wiring import check_expert_wiring, files_upstream
 
 WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "api" / "native_wan22_fifo_long.json"
 BACKBONE = "14"

@@ -60,6 +60,15 @@ def test_wan22_a14b_from_two_files_with_experts_taking_turns():
     assert torch.isfinite(_sample(handle, 5, 32)).all()
 
 
+def test_a14b_experts_chosen_the_wrong_way_round_are_refused_before_loading(monkeypatch):
+    import zeroshot_video.core.families.wan.files as core_wan_files
+    monkeypatch.setattr(core_wan_files, "load_wan_files", lambda *a, **k: pytest.fail("loaded before the check"))
+    with pytest.raises(ValueError, match="model and model_2 are swapped: model comes from "
+                                         + wan_files.A14B_LOW_FILE.replace(".", r"\.")):
+        LoadWanModelFiles().load(wan_files.A14B_LOW_FILE, wan_files.UMT5_FP8_FILE, wan_files.VAE21_FILE, "fp32",
+                                 model_2=wan_files.A14B_HIGH_FILE)
+
+
 def test_the_loaders_take_a_bf16_vae_and_refuse_an_unknown_choice_before_loading(monkeypatch):
     (handle,) = LoadWanModelFiles().load(*WAN21, "fp32", vae_precision="bf16")
     assert {p.dtype for p in handle.backbone.vae.parameters()} == {torch.bfloat16}

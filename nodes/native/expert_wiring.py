@@ -3,27 +3,17 @@
 ComfyUI's MODEL keeps no file name and both experts have one architecture, so the weights cannot say which is which.
 The graph can: ComfyUI gives a node the API prompt it runs (hidden input ``PROMPT``), and each MODEL input leads
 back through LoraLoaderModelOnly, ModelSamplingSD3 and patch nodes (each passes its ``model`` input on) to the loader
-whose file the user chose. Released names mark the expert: ``…high_noise…`` / ``…low_noise…`` (Comfy-Org's files
-and their GGUF conversions), ``…HighNoise…``, or ``HIGH`` / ``LOW`` beside ``A14B`` (Kijai's files, the Lightning
-LoRAs). A name without a mark, or a chain the walk cannot follow, checks nothing.
+whose file the user chose, whose name says which expert it is (``core/families/wan/expert_names.py``). A name
+without a mark, or a chain the walk cannot follow, checks nothing.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-HIGH, LOW = "high", "low"
-EXPERT = {HIGH: "the high-noise expert", LOW: "the low-noise expert"}
+from ...core.families.wan.expert_names import EXPERT, HIGH, LOW, check_experts_in_slots, expert_mark
+
 SLOTS = {"model": HIGH, "model_low_noise": LOW}
 MODEL_FILE_SUFFIXES = (".safetensors", ".sft", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
-
-
-def expert_mark(file_name: str) -> str | None:
-    """HIGH or LOW when the name marks one A14B expert (and only one), else None."""
-    words = [word for word in re.split(r"[^a-z0-9]+", file_name.lower()) if word]
-    terms = set(words) | {first + second for first, second in zip(words, words[1:])}
-    marks = {mark for mark in (HIGH, LOW) if f"{mark}noise" in terms or (mark in terms and "a14b" in terms)}
-    return marks.pop() if len(marks) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -75,20 +65,8 @@ def check_expert_wiring(prompt: dict | None, node_id) -> None:
 
 
 def _check_loaders(chains: dict[str, list[ChosenFile]]) -> None:
-    misplaced = {}
-    for slot, files in chains.items():
-        loaders = [file for file in files if not file.is_lora]
-        if loaders and expert_mark(loaders[-1].name) not in (None, SLOTS[slot]):
-            misplaced[slot] = loaders[-1]
-    if len(misplaced) == 2:
-        raise ValueError(f"model and model_low_noise are swapped: model comes from {misplaced['model']} and "
-                         f"model_low_noise from {misplaced['model_low_noise']}. Connect the high-noise expert's "
-                         "chain to model and the low-noise expert's to model_low_noise.")
-    for slot, file in misplaced.items():
-        other = next(name for name in SLOTS if name != slot)
-        raise ValueError(f"{slot} comes from {file}, {EXPERT[expert_mark(file.name)]}, but {slot} takes "
-                         f"{EXPERT[SLOTS[slot]]}: load …{SLOTS[slot]}_noise… there (and the "
-                         f"{SLOTS[other]}-noise file into {other}).")
+    loaders = {slot: [file for file in files if not file.is_lora][-1:] for slot, files in chains.items()}
+    check_experts_in_slots({slot: (found[0].name, str(found[0])) for slot, found in loaders.items() if found}, SLOTS)
 
 
 def _check_loras(slot: str, expert: str, loras: list[ChosenFile]) -> None:
