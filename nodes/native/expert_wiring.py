@@ -54,19 +54,20 @@ def check_expert_wiring(prompt: dict | None, node_id) -> None:
         return
     inputs = node.get("inputs") or {}
     chains = {slot: files_upstream(prompt, inputs.get(slot)) for slot in SLOTS}
+    loaders = {slot: _loader(files) for slot, files in chains.items()}
     two_experts = _is_link(inputs.get("model_low_noise"))
     if two_experts:
-        _check_loaders(chains)
+        check_experts_in_slots({slot: (file.name, str(file)) for slot, file in loaders.items() if file}, SLOTS)
     for slot, files in chains.items():
-        loaders = [file for file in files if not file.is_lora]
-        expert = SLOTS[slot] if two_experts else (expert_mark(loaders[-1].name) if loaders else None)
+        expert = SLOTS[slot] if two_experts else (expert_mark(loaders[slot].name) if loaders[slot] else None)
         if expert is not None:
             _check_loras(slot, expert, [file for file in files if file.is_lora])
 
 
-def _check_loaders(chains: dict[str, list[ChosenFile]]) -> None:
-    loaders = {slot: [file for file in files if not file.is_lora][-1:] for slot, files in chains.items()}
-    check_experts_in_slots({slot: (found[0].name, str(found[0])) for slot, found in loaders.items() if found}, SLOTS)
+def _loader(files: list[ChosenFile]) -> ChosenFile | None:
+    """The file a chain starts from: its farthest file that is not a LoRA."""
+    loaders = [file for file in files if not file.is_lora]
+    return loaders[-1] if loaders else None
 
 
 def _check_loras(slot: str, expert: str, loras: list[ChosenFile]) -> None:
