@@ -31,6 +31,7 @@ WAN21_FILE = "native_wan2.1_t2v_1.3B_fp16.safetensors"
 A14B_HIGH_FILE = "native_wan2.2_t2v_high_noise_14B_fp16.safetensors"
 A14B_LOW_FILE = "native_wan2.2_t2v_low_noise_14B_fp16.safetensors"
 TI2V_FILE = "native_wan2.2_ti2v_5B_fp16.safetensors"
+SKYREELS_DF_FILE = "native_Wan2_1-SkyReels-V2-DF-1_3B-540P_fp16.safetensors"
 LORA_HIGH_FILE = "native_wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"
 LORA_LOW_FILE = "native_wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"
 LORA21_FILE = "native_wan2.1_lora.safetensors"
@@ -121,9 +122,24 @@ def native_umt5(seed: int = 0):
     return model, tokenizer
 
 
-def _write(root: Path, transformers: dict, loras: tuple, encoders: dict, vaes: dict) -> dict[str, Path]:
+def with_fps_embedding(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """``state`` plus what SkyReels-V2's diffusion-forcing 1.3B adds to Wan 2.1's tensors (``inject_sample_info``:
+    an embedding of 2 frame rates and its 6-way modulation projection, in the original layout). ComfyUI loads such a
+    file as Wan 2.1 and leaves these unused, for KSampler as for the pack."""
+    dim = state[PREFIX + "patch_embedding.bias"].shape[0]
+    g = torch.Generator().manual_seed(seed)
+    extra = {"fps_embedding.weight": (2, dim), "fps_projection.0.weight": (dim, dim), "fps_projection.0.bias": (dim,),
+             "fps_projection.2.weight": (6 * dim, dim), "fps_projection.2.bias": (6 * dim,)}
+    dtype = state[PREFIX + "patch_embedding.bias"].dtype
+    return {**state, **{PREFIX + name: (torch.randn(shape, generator=g) * 0.02).to(dtype)
+                        for name, shape in extra.items()}}
+
+
+def _write(root: Path, transformers: dict, loras: tuple, encoders: dict, vaes: dict,
+           diffusion_forcing: dict | None = None) -> dict[str, Path]:
     """Write the stand-ins a table names under ``root``: ``transformers`` {name: (channels, seed, fp8)}, ``loras``
-    ((name, model name, seed), …), ``encoders`` {name: fp8} (the 4096-wide UMT5), ``vaes`` {name: "2.1" | "2.2"}.
+    ((name, model name, seed), …), ``encoders`` {name: fp8} (the 4096-wide UMT5), ``vaes`` {name: "2.1" | "2.2"},
+    ``diffusion_forcing`` {name: model name} (that model's tensors with SkyReels-V2 DF's fps embedding added).
     fp8 files hold fp8_scaled tensors (the old ``scale_weight`` layout ComfyUI writes) made from bf16, the others
     fp16. Returns {file name: path}."""
     states, written = {}, {}
@@ -131,6 +147,8 @@ def _write(root: Path, transformers: dict, loras: tuple, encoders: dict, vaes: d
         states[name] = wan_transformer_to_comfy(native_wan_transformer(channels, seed), PREFIX,
                                                 torch.bfloat16 if fp8 else torch.float16)
         written[name] = _save(fp8_scaled(states[name]) if fp8 else states[name], root / "diffusion_models" / name)
+    for name, model_name in (diffusion_forcing or {}).items():
+        written[name] = _save(with_fps_embedding(states[model_name], seed=20), root / "diffusion_models" / name)
     for name, model_name, seed in loras:
         written[name] = _save(lightx2v_lora(states[model_name], seed), root / "loras" / name)
     umt5, tokenizer = native_umt5()
@@ -145,7 +163,8 @@ def _write(root: Path, transformers: dict, loras: tuple, encoders: dict, vaes: d
 
 def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:
     """The native stand-ins under ``models_dir`` (a ComfyUI ``models/`` folder): diffusion_models/ (2.1 1.3B,
-    2.2 A14B's two experts, 2.2 TI2V 5B; fp16, ``model.diffusion_model.`` names), loras/ (one lightx2v-layout
+    2.2 A14B's two experts, 2.2 TI2V 5B, SkyReels-V2 DF 1.3B (2.1 1.3B's weights plus its fps embedding); fp16,
+    ``model.diffusion_model.`` names), loras/ (one lightx2v-layout
     LoRA per A14B expert and one for 2.1), text_encoders/ (a 4096-wide UMT5 for the pack's loader) and, with
     ``vaes``, vae/ (full-size 2.1 and 2.2 VAEs: 254 MB and 1.4 GB). Returns {file name: path}."""
     return _write(Path(models_dir),
@@ -153,7 +172,8 @@ def write_native_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict
                    TI2V_FILE: (48, 0, False)},
                   ((LORA21_FILE, WAN21_FILE, 10), (LORA_HIGH_FILE, A14B_HIGH_FILE, 11),
                    (LORA_LOW_FILE, A14B_LOW_FILE, 12)),
-                  {UMT5_FILE: False}, {VAE21_FILE: "2.1", VAE22_FILE: "2.2"} if vaes else {})
+                  {UMT5_FILE: False}, {VAE21_FILE: "2.1", VAE22_FILE: "2.2"} if vaes else {},
+                  {SKYREELS_DF_FILE: WAN21_FILE})
 
 
 def write_released_files(models_dir: str | os.PathLike, vaes: bool = True) -> dict[str, Path]:

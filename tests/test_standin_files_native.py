@@ -35,10 +35,10 @@ def written(tmp_path_factory):
 
 
 def test_file_names_and_folders(written):
-    assert set(written) == set(CHANNELS) | set(LORAS) | {native.UMT5_FILE}
+    assert set(written) == set(CHANNELS) | set(LORAS) | {native.UMT5_FILE, native.SKYREELS_DF_FILE}
     for name, path in written.items():
         assert name.startswith("native_") and path.name == name and path.is_file()
-    assert {written[n].parent.name for n in CHANNELS} == {"diffusion_models"}
+    assert {written[n].parent.name for n in [*CHANNELS, native.SKYREELS_DF_FILE]} == {"diffusion_models"}
     assert {written[n].parent.name for n in LORAS} == {"loras"}
 
 
@@ -59,6 +59,16 @@ def test_transformer_shapes_as_comfyui_detects_them(written, name):
     config = files.transformer_config(state, written[name])  # the pack's loader reads the same sizes
     assert (config["num_attention_heads"], config["attention_head_dim"], config["in_channels"],
             config["text_dim"], config["ffn_dim"], config["num_layers"]) == (1, 128, channels, 4096, 256, 2)
+
+
+def test_skyreels_v2_df_is_wan21_plus_its_fps_embedding(written):
+    """SkyReels-V2 DF 1.3B's ``inject_sample_info`` tensors: 2 frame rates embedded, projected to 6 modulations."""
+    wan21, skyreels = load_file(written[native.WAN21_FILE]), load_file(written[native.SKYREELS_DF_FILE])
+    extra = {k.removeprefix("model.diffusion_model."): tuple(v.shape) for k, v in skyreels.items() if k not in wan21}
+    assert extra == {"fps_embedding.weight": (2, 128), "fps_projection.0.weight": (128, 128),
+                     "fps_projection.0.bias": (128,), "fps_projection.2.weight": (768, 128),
+                     "fps_projection.2.bias": (768,)}
+    assert all(torch.equal(skyreels[k], v) for k, v in wan21.items())
 
 
 def test_experts_differ(written):

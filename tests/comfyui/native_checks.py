@@ -164,6 +164,28 @@ def check_a14b_experts_equal_ksampler_advanced():
     assert relative(only_high, second) > 1e-3, "the low-noise expert made no difference: the check proves nothing"
 
 
+def check_skyreels_v2_df_runs_as_wan21():
+    """A SkyReels-V2 diffusion-forcing file (Wan 2.1 1.3B's tensors plus its fps embedding) loads through
+    UNETLoader as Wan 2.1; T2V euler = KSampler on it, and FIFO's per-frame levels (what diffusion forcing was
+    trained on) run on it."""
+    model = unet(files.SKYREELS_DF_FILE, shift=8.0)
+    assert type(model.model.model_config).__name__ == "WAN21_T2V", type(model.model.model_config).__name__
+    positive, negative = conditioning()
+    model_backbone = backbone(model)
+    plain = backbone(unet(files.WAN21_FILE, shift=8.0))
+    ours = pack_t2v(model_backbone, positive, negative, 3, 4, 5.0)
+    close(ours, ksampler(model, positive, negative, 3, 4, 5.0), "SkyReels-V2 DF, euler, 4 steps, cfg 5")
+    close(ours, pack_t2v(plain, positive, negative, 3, 4, 5.0), "the same as Wan 2.1's tensors alone")
+    cond = model_backbone.conditioning_from_host(positive, negative)
+    clip = fifo.base_clip_for(model_backbone, 13, 1, True)
+    base = t2v.text_to_video(model_backbone, cond, frames=clip.frames, width=32, height=32, steps=clip.steps,
+                             guidance=5.0, generator=t2v.seeded(0), grid=clip.grid)
+    frames, _ = fifo.long_video(model_backbone, cond, base, num_frames=17, window_frames=13, partitions=1,
+                                lookahead=True, guidance=5.0, generator=t2v.seeded(1))
+    assert frames.shape[0] == 17 and bool(torch.isfinite(frames).all()), tuple(frames.shape)
+    print(f"  FIFO on SkyReels-V2 DF: {frames.shape[0]} frames, {clip.steps} levels")
+
+
 def check_per_frame_levels_reach_the_network():
     """A call with a level per latent frame equals the Wan network given those timesteps directly."""
     model = unet(files.WAN21_FILE)
