@@ -490,12 +490,11 @@ def _backbone(args, scratch: Path):
         args.model = str(scratch / "tiny")
     kind = _single_file_kind(args)
     if kind == "wan_transformer":
-        from ..core.families.wan.expert_names import HIGH, LOW, check_experts_in_slots
+        from ..core.families.wan.expert_names import check_expert_files
         from ..core.families.wan.files import HALF, load_wan_files
         if args.model_2 is not None:  # Wan 2.2 A14B's experts the wrong way round, told by their names
-            names = {"--model": Path(args.model).name, "--model-2": Path(args.model_2).name}
-            _core_check(check_experts_in_slots, {flag: (name, name) for flag, name in names.items()},
-                        {"--model": HIGH, "--model-2": LOW})
+            _core_check(check_expert_files, ("--model", Path(args.model).name),
+                        ("--model-2", Path(args.model_2).name))
         backbone = load_wan_files(Path(args.model), Path(args.text_encoder), Path(args.vae),
                                   resolve_dtype(args.dtype, args.device, HALF),
                                   transformer_2=None if args.model_2 is None else Path(args.model_2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..core.loading import listings as model_files
 from ..core.families.unet.backbone import TIMESTEP_GRIDS
-from ..core.families.wan.expert_names import HIGH, LOW, check_experts_in_slots
+from ..core.families.wan.expert_names import check_expert_files
 from ..core.loading.parts import resolve_dtype
 from . import comfy_glue as glue
 from .backbone_nodes import CATEGORY, NONE, loaded, memory_inputs
@@ -69,8 +69,7 @@ class LoadWanModelFiles:
     def load(self, model, text_encoder, vae, dtype, model_2=NONE, flow_shift=0.0, **memory):
         from ..core.families.wan.files import HALF, load_wan_files
         if model_2 != NONE:  # Wan 2.2 A14B's experts the wrong way round, told by their names before anything loads
-            check_experts_in_slots({"model": (model, model), "model_2": (model_2, model_2)},
-                                   {"model": HIGH, "model_2": LOW})
+            check_expert_files(("model", model), ("model_2", model_2))
         files = (_file(model, "diffusion_models", "diffusion model"),
                  _file(text_encoder, "text_encoders", "text encoder"), _file(vae, "vae", "VAE"))
         second = _optional_file(model_2, "diffusion_models", "diffusion model")

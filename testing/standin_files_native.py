@@ -126,12 +126,12 @@ def with_fps_embedding(state: dict[str, torch.Tensor], seed: int) -> dict[str, t
     """``state`` plus what SkyReels-V2's diffusion-forcing 1.3B adds to Wan 2.1's tensors (``inject_sample_info``:
     an embedding of 2 frame rates and its 6-way modulation projection, in the original layout). ComfyUI loads such a
     file as Wan 2.1 and leaves these unused, for KSampler as for the pack."""
-    dim = state[PREFIX + "patch_embedding.bias"].shape[0]
+    like = state[PREFIX + "patch_embedding.bias"]
+    dim = like.shape[0]
     g = torch.Generator().manual_seed(seed)
     extra = {"fps_embedding.weight": (2, dim), "fps_projection.0.weight": (dim, dim), "fps_projection.0.bias": (dim,),
              "fps_projection.2.weight": (6 * dim, dim), "fps_projection.2.bias": (6 * dim,)}
-    dtype = state[PREFIX + "patch_embedding.bias"].dtype
-    return {**state, **{PREFIX + name: (torch.randn(shape, generator=g) * 0.02).to(dtype)
+    return {**state, **{PREFIX + name: (torch.randn(shape, generator=g) * 0.02).to(like.dtype)
                         for name, shape in extra.items()}}
 
 

@@ -34,3 +34,9 @@ def check_experts_in_slots(chosen: dict[str, tuple[str, str]], roles: dict[str, 
         raise ValueError(f"{slot} comes from {described}, {EXPERT[roles[other]]}, but {slot} takes "
                          f"{EXPERT[roles[slot]]}: load …{roles[slot]}_noise… there (and the {roles[other]}-noise "
                          f"file into {other}).")
+
+
+def check_expert_files(high: tuple[str, str], low: tuple[str, str]) -> None:
+    """``check_experts_in_slots`` for two chosen files named by themselves: ``high`` and ``low`` are (slot, file
+    name) of the high- and the low-noise expert's slot."""
+    check_experts_in_slots({slot: (name, name) for slot, name in (high, low)}, {high[0]: HIGH, low[0]: LOW})
